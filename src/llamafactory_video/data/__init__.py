@@ -1,0 +1,1 @@
+"""Extra dataset columns, processors and collators of the plugin stages."""

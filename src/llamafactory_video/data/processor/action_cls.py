@@ -1,0 +1,129 @@
+"""Tokenise ``action_cls`` samples and find every sample that cannot train, before training starts.
+
+Output columns: ``input_ids``, ``attention_mask``, ``labels``, ``images``, ``videos``, ``audios``,
+``action_label`` (``-1`` when invalid), ``sample_index``, ``dataset_name`` and ``problem`` (empty when
+the sample is fine). Problems are collected, not raised, so one pass can report all of them: the
+workflow then stops with the list, or drops and counts them (``action_invalid_samples: skip``).
+"""
+
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any, Optional
+
+from llamafactory.data.processor.processor_utils import DatasetProcessor
+from llamafactory.extras.constants import IGNORE_INDEX
+
+from ..context import current_stage_args
+
+
+def check_action_label(value: Any, num_classes: Optional[int]) -> tuple[int, str]:
+    r"""``(label, problem)``: an int in ``[0, num_classes)`` or ``(-1, reason)``."""
+    if isinstance(value, bool) or value is None:
+        return -1, f"action_label is {value!r}, not an integer class index"
+    if isinstance(value, float):
+        if not value.is_integer():
+            return -1, f"action_label {value!r} is not an integer class index"
+        value = int(value)
+    if not isinstance(value, int):
+        return -1, f"action_label {value!r} ({type(value).__name__}) is not an integer class index"
+    if value < 0 or (num_classes is not None and value >= num_classes):
+        bound = f"[0, {num_classes})" if num_classes is not None else ">= 0"
+        return -1, f"action_label {value} is outside {bound}"
+    return value, ""
+
+
+@dataclass
+class ActionClsDatasetProcessor(DatasetProcessor):
+    def __post_init__(self) -> None:
+        args = current_stage_args()
+        self.action_token: str = getattr(args, "action_token", "<ACTION>")
+        self.num_classes: Optional[int] = getattr(args, "num_action_classes", None)
+        self.include_answer: bool = getattr(args, "action_lm_loss_weight", 0.0) > 0
+        self.action_token_id: int = self.tokenizer.convert_tokens_to_ids(self.action_token)
+        video_token = getattr(self.template.mm_plugin, "video_token", None)
+        self.video_token_id: Optional[int] = (
+            self.tokenizer.convert_tokens_to_ids(video_token) if video_token is not None else None
+        )
+
+    def _encode(self, prompt, response, system, tools, images, videos, audios) -> tuple[list[int], list[int], int]:
+        r"""``(input_ids, labels, prompt_length)``; the prompt ends right after the last ``<ACTION>``
+        unless the LM answer is trained (a causal model's ``<ACTION>`` state never sees what follows)."""
+        answer = response if self.include_answer else [{"role": "assistant", "content": ""}]
+        messages = self.template.mm_plugin.process_messages(prompt + answer, images, videos, audios, self.processor)
+        prefix_ids, _ = self.template.mm_plugin.process_token_ids(
+            [], [], images, videos, audios, self.tokenizer, self.processor
+        )
+        prompt_ids, answer_ids = self.template.encode_oneturn(self.tokenizer, messages, system, tools)
+        prompt_ids = prefix_ids + prompt_ids
+        if not self.include_answer:
+            positions = [i for i, tok in enumerate(prompt_ids) if tok == self.action_token_id]
+            if positions:
+                prompt_ids = prompt_ids[: positions[-1] + 1]
+            return prompt_ids, [IGNORE_INDEX] * len(prompt_ids), len(prompt_ids)
+        answer_ids = answer_ids[: max(0, self.data_args.cutoff_len - len(prompt_ids))]
+        return prompt_ids + answer_ids, [IGNORE_INDEX] * len(prompt_ids) + answer_ids, len(prompt_ids)
+
+    def _problems(self, input_ids: list[int], prompt_length: int) -> str:
+        count = input_ids[:prompt_length].count(self.action_token_id)
+        if count == 0:
+            return f"no {self.action_token} token in the prompt (put it at the end of the user message)"
+        if count > 1:
+            return f"{count} {self.action_token} tokens in the prompt, expected exactly one"
+        action_pos = input_ids.index(self.action_token_id)
+        if self.video_token_id is not None and self.video_token_id in input_ids[action_pos:]:
+            return (
+                f"{self.action_token} comes before the video; a causal model's {self.action_token} state cannot see "
+                "it. Put <video> first and the action token at the end of the user message"
+            )
+        if prompt_length > self.data_args.cutoff_len:
+            n_video = input_ids.count(self.video_token_id) if self.video_token_id is not None else 0
+            return (
+                f"the prompt is {prompt_length} tokens ({n_video} of them video tokens) but cutoff_len is "
+                f"{self.data_args.cutoff_len}: truncation would cut the video tokens or {self.action_token}. "
+                f"Raise cutoff_len to at least {prompt_length}, or lower video_max_pixels / video_maxlen"
+            )
+        return ""
+
+    def preprocess_dataset(self, examples: dict[str, list[Any]]) -> dict[str, list[Any]]:
+        model_inputs = defaultdict(list)
+        for i in range(len(examples["_prompt"])):
+            prompt, response = examples["_prompt"][i], examples["_response"][i]
+            images = examples["_images"][i] or []
+            videos = examples["_videos"][i] or []
+            audios = examples["_audios"][i] or []
+            label, problem = check_action_label(examples["_action_label"][i], self.num_classes)
+            input_ids: list[int] = []
+            labels: list[int] = []
+            if len(prompt) % 2 != 1 or (self.include_answer and len(response) != 1):
+                problem = problem or "malformed conversation (need user turn(s) and, with action_lm_loss_weight > 0, one answer)"
+            else:
+                try:
+                    input_ids, labels, prompt_length = self._encode(
+                        prompt, response, examples["_system"][i], examples["_tools"][i], images, videos, audios
+                    )
+                except Exception as err:  # undecodable / missing media, placeholder mismatch
+                    media = ", ".join(str(v) for v in videos + images) or "no media"
+                    problem = problem or f"cannot process media ({media}): {type(err).__name__}: {err}"
+                else:
+                    problem = problem or self._problems(input_ids, prompt_length)
+
+            if problem:
+                input_ids, labels = [], []
+            model_inputs["input_ids"].append(input_ids)
+            model_inputs["attention_mask"].append([1] * len(input_ids))
+            model_inputs["labels"].append(labels)
+            model_inputs["images"].append(examples["_images"][i])
+            model_inputs["videos"].append(examples["_videos"][i])
+            model_inputs["audios"].append(examples["_audios"][i])
+            model_inputs["action_label"].append(label if not problem else -1)
+            model_inputs["sample_index"].append(examples["_sample_index"][i])
+            model_inputs["dataset_name"].append(examples["_dataset_name"][i])
+            model_inputs["problem"].append(problem)
+        return model_inputs
+
+    def print_data_example(self, example: dict[str, Any]) -> None:
+        print("input_ids:\n{}".format(example["input_ids"]))
+        print("inputs:\n{}".format(self.tokenizer.decode(example["input_ids"], skip_special_tokens=False)))
+        print("action_label:\n{}".format(example["action_label"]))
+        if example["problem"]:
+            print("problem:\n{}".format(example["problem"]))

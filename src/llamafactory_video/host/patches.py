@@ -1,0 +1,72 @@
+"""Patches applied right after each hooked LlamaFactory module executes (see ``_bootstrap``).
+
+| host module                      | patch                                                                 |
+|----------------------------------|-----------------------------------------------------------------------|
+| llamafactory.extras.constants    | LlamaBoard's TRAINING_STAGES gains each registered stage's label      |
+| llamafactory.hparams.parser      | FinetuningArguments -> VideoFinetuningArguments (stage choices, keys)  |
+| llamafactory.data.parser         | DatasetAttr.join also reads extra columns and `label_names`           |
+| llamafactory.data.loader         | plugin stages: extra columns kept, sample indices, own processor      |
+| llamafactory.train.tuner         | _training_function dispatches plugin stages to their workflows        |
+
+Stock stages never reach plugin code paths: each patch defers to the original unless a registered
+stage is in play.
+"""
+
+from types import ModuleType
+from typing import Callable
+
+from .. import registry
+
+
+PATCHED_FLAG = "__llamafactory_video_patched__"
+
+
+def patch_constants(module: ModuleType) -> None:
+    for spec in registry.STAGES.values():
+        module.TRAINING_STAGES.setdefault(spec.label, spec.name)
+
+
+def patch_hparams_parser(module: ModuleType) -> None:
+    from llamafactory.hparams.finetuning_args import FinetuningArguments
+
+    from ..hparams import VideoFinetuningArguments
+
+    for list_name in ("_TRAIN_ARGS", "_INFER_ARGS", "_EVAL_ARGS", "_TRAIN_MCA_ARGS"):
+        arg_classes = getattr(module, list_name, None)
+        if isinstance(arg_classes, list):
+            arg_classes[:] = [VideoFinetuningArguments if cls is FinetuningArguments else cls for cls in arg_classes]
+
+
+def patch_data_parser(module: ModuleType) -> None:
+    from .data import patch_dataset_attr
+
+    patch_dataset_attr(module.DatasetAttr)
+
+
+def patch_data_loader(module: ModuleType) -> None:
+    from .data import patch_loader
+
+    patch_loader(module)
+
+
+def patch_tuner(module: ModuleType) -> None:
+    from .tuner import patch_training_function
+
+    patch_training_function(module)
+
+
+PATCHES: dict[str, Callable[[ModuleType], None]] = {
+    "llamafactory.extras.constants": patch_constants,
+    "llamafactory.hparams.parser": patch_hparams_parser,
+    "llamafactory.data.parser": patch_data_parser,
+    "llamafactory.data.loader": patch_data_loader,
+    "llamafactory.train.tuner": patch_tuner,
+}
+
+
+def on_host_module_loaded(name: str, module: ModuleType) -> None:
+    patch = PATCHES.get(name)
+    if patch is None or getattr(module, PATCHED_FLAG, False):
+        return
+    patch(module)
+    setattr(module, PATCHED_FLAG, True)

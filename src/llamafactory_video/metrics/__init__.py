@@ -1,0 +1,1 @@
+"""Metrics as small pure functions (numpy in, numbers out)."""

@@ -1,0 +1,1 @@
+"""Heads and hooks attached to models loaded by LlamaFactory."""

@@ -1,0 +1,215 @@
+"""Trainer of the ``action_cls`` stage.
+
+Loss: cross-entropy of ``ActionDecoder(h_<ACTION>)`` (+ ``action_lm_loss_weight`` x the LM loss of the
+answer). The backbone is asked for the vocabulary logits of ONE position (``logits_to_keep=1``) when
+the LM loss is off, instead of every position as the seed's ``output_hidden_states`` route does.
+"""
+
+import json
+import os
+from collections import defaultdict
+from typing import Any, Optional
+
+import numpy as np
+import torch
+from llamafactory.train.callbacks import SaveProcessorCallback
+from llamafactory.train.trainer_utils import create_custom_optimizer, create_custom_scheduler
+from peft import PeftModel
+from transformers import Trainer
+from typing_extensions import override
+
+from ..._logging import get_logger
+from ...losses import action_cls_loss, gather_token_hidden
+from ...metrics.classification import classification_report
+from ...model.action_head import (
+    HEAD_MODULE_NAME,
+    get_action_head,
+    head_state_dict_from,
+    load_action_head_files,
+    save_action_head,
+)
+
+
+logger = get_logger(__name__)
+
+METRIC_PREFIX = "action_cls"
+
+
+def forward_action_logits(model: torch.nn.Module, inputs: dict[str, Any], token_id: int, with_lm_loss: bool):
+    r"""``(class_logits (B, C), lm_loss or None)`` for a collated batch (``action_labels`` already popped)."""
+    inputs = dict(inputs)
+    if with_lm_loss:
+        outputs = model(**inputs, output_hidden_states=True, return_dict=True, use_cache=False)
+        lm_loss = outputs.loss
+    else:
+        inputs.pop("labels", None)
+        outputs = model(**inputs, output_hidden_states=True, return_dict=True, use_cache=False, logits_to_keep=1)
+        lm_loss = None
+    hidden = gather_token_hidden(outputs.hidden_states[-1], inputs["input_ids"], token_id)
+    return get_action_head(model)(hidden), lm_loss
+
+
+class ComputeActionMetrics:
+    r"""``compute_metrics`` for the Trainer: top-1 (``accuracy``), top-5, macro-F1; keeps the full report."""
+
+    def __init__(self, num_classes: int, id2label: dict[int, str], per_class_limit: int = 32) -> None:
+        self.num_classes = num_classes
+        self.id2label = id2label
+        self.per_class_limit = per_class_limit
+        self.last_report: Optional[dict] = None
+
+    def __call__(self, eval_preds) -> dict[str, float]:
+        logits = np.asarray(eval_preds.predictions, dtype=np.float32)
+        labels = np.asarray(eval_preds.label_ids).astype(np.int64)
+        report = classification_report(logits, labels, self.num_classes, self.id2label)
+        self.last_report = report
+        metrics = {"accuracy": report["top1"], "top5_accuracy": report["top5"], "macro_f1": report["macro_f1"]}
+        if self.num_classes <= self.per_class_limit:
+            for name, acc in report["per_class_accuracy"].items():
+                if acc is not None:
+                    metrics[f"class_accuracy/{name}"] = acc
+        return metrics
+
+
+class ActionClsTrainer(Trainer):
+    def __init__(self, finetuning_args: Any, head_config: Any, processor: Optional[Any] = None, **kwargs) -> None:
+        kwargs["processing_class"] = kwargs.pop("tokenizer")
+        super().__init__(**kwargs)
+        self.model_accepts_loss_kwargs = False  # our loss is a per-batch mean
+        self.finetuning_args = finetuning_args
+        self.head_config = head_config
+        self.action_token_id = get_action_head(self.model).token_embedding.token_id
+        self.lm_weight = float(finetuning_args.action_lm_loss_weight)
+        self._step_metrics: dict[str, list[float]] = defaultdict(list)
+        if processor is not None:
+            self.add_callback(SaveProcessorCallback(processor))
+
+    # ---------------------------------------------------------------- optimisation
+    @override
+    def create_optimizer(self, *args, **kwargs) -> torch.optim.Optimizer:
+        if self.optimizer is None:
+            self.optimizer = create_custom_optimizer(self.model, self.args, self.finetuning_args)
+        optimizer = super().create_optimizer(*args, **kwargs)
+        token_weight = get_action_head(self.model).token_embedding.weight
+        if token_weight.requires_grad and not getattr(optimizer, "_action_token_group", False):
+            for group in optimizer.param_groups:
+                group["params"] = [p for p in group["params"] if p is not token_weight]
+            optimizer.add_param_group(
+                {"params": [token_weight], "lr": self.args.learning_rate * self.finetuning_args.action_token_lr_scale,
+                 "weight_decay": 0.0}
+            )
+            optimizer._action_token_group = True
+        return optimizer
+
+    @override
+    def create_scheduler(self, num_training_steps: int, optimizer: Optional[torch.optim.Optimizer] = None):
+        create_custom_scheduler(self.args, num_training_steps, optimizer)
+        return super().create_scheduler(num_training_steps, optimizer)
+
+    # ---------------------------------------------------------------- loss and metrics
+    @override
+    def compute_loss(self, model, inputs, return_outputs=False, **kwargs):
+        inputs = dict(inputs)
+        labels = inputs.pop("action_labels")
+        logits, lm_loss = forward_action_logits(model, inputs, self.action_token_id, self.lm_weight > 0)
+        cls_loss = action_cls_loss(logits, labels, self.finetuning_args.action_label_smoothing)
+        loss = cls_loss if lm_loss is None else cls_loss + self.lm_weight * lm_loss
+
+        if model.training:
+            with torch.no_grad():
+                self._step_metrics["loss_cls"].append(cls_loss.item())
+                self._step_metrics["accuracy"].append((logits.argmax(-1) == labels).float().mean().item())
+                if lm_loss is not None:
+                    self._step_metrics["loss_lm"].append(lm_loss.item())
+        return (loss, (logits, labels)) if return_outputs else loss
+
+    @override
+    def log(self, logs: dict[str, float], *args, **kwargs) -> None:
+        if "loss" in logs and self._step_metrics:
+            for key, values in self._step_metrics.items():
+                logs[f"{METRIC_PREFIX}/{key}"] = round(float(np.mean(values)), 4)
+            self._step_metrics.clear()
+        super().log(logs, *args, **kwargs)
+
+    @override
+    def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):
+        inputs = self._prepare_inputs(inputs)
+        with torch.no_grad():
+            loss, (logits, labels) = self.compute_loss(model, inputs, return_outputs=True)
+        if prediction_loss_only:
+            return loss.detach(), None, None
+        return loss.detach(), logits.detach().float(), labels.detach()
+
+    # ---------------------------------------------------------------- saving and resuming
+    @override
+    def _save(self, output_dir: Optional[str] = None, state_dict=None):
+        output_dir = output_dir if output_dir is not None else self.args.output_dir
+        if state_dict is None:
+            head_state = get_action_head(self.model).state_dict()
+            if not isinstance(self.model, PeftModel):
+                state_dict = {
+                    k: v for k, v in self.model.state_dict().items() if HEAD_MODULE_NAME not in k.split(".")
+                }
+        else:
+            head_state = head_state_dict_from(state_dict)
+            state_dict = {k: v for k, v in state_dict.items() if HEAD_MODULE_NAME not in k.split(".")}
+        super()._save(output_dir, state_dict=state_dict)
+        save_action_head(output_dir, self.head_config, head_state)
+
+    def _load_head(self, checkpoint_dir: str) -> None:
+        _, state = load_action_head_files(checkpoint_dir)
+        head = get_action_head(self.model)
+        head.load_state_dict({k: v.to(head.token_embedding.weight.device) for k, v in state.items()})
+        logger.info_rank0(f"Restored the action head and <ACTION> embedding from {checkpoint_dir}.")
+
+    @override
+    def _load_from_checkpoint(self, resume_from_checkpoint: str, model=None):
+        super()._load_from_checkpoint(resume_from_checkpoint, model=model)
+        if not self.is_deepspeed_enabled:  # DeepSpeed restores every module parameter itself
+            self._load_head(resume_from_checkpoint)
+
+    @override
+    def _load_best_model(self):
+        super()._load_best_model()
+        if not self.is_deepspeed_enabled and self.state.best_model_checkpoint:
+            self._load_head(self.state.best_model_checkpoint)
+
+
+def write_predictions(path: str, dataset: Any, logits: np.ndarray, labels: np.ndarray, id2label: dict[int, str]) -> str:
+    r"""JSONL: index, dataset, videos, label, prediction and top-5 (name, id, probability) per sample."""
+    logits = logits.astype(np.float64)
+    probs = np.exp(logits - logits.max(-1, keepdims=True))
+    probs /= probs.sum(-1, keepdims=True)
+    order = np.argsort(-probs, axis=-1, kind="stable")[:, :5]
+    name = lambda i: id2label.get(int(i), str(int(i)))  # noqa: E731
+    with open(path, "w", encoding="utf-8") as f:
+        for row, (sample_index, dataset_name, videos) in enumerate(
+            zip(dataset["sample_index"], dataset["dataset_name"], dataset["videos"])
+        ):
+            prediction = int(order[row, 0])
+            record = {
+                "index": int(sample_index),
+                "dataset": dataset_name,
+                "videos": videos,
+                "label": int(labels[row]),
+                "label_name": name(labels[row]),
+                "prediction": prediction,
+                "prediction_name": name(prediction),
+                "top5": [{"id": int(i), "label": name(i), "prob": round(float(probs[row, i]), 6)} for i in order[row]],
+            }
+            f.write(json.dumps(record, ensure_ascii=False) + "\n")
+    return path
+
+
+def write_eval_report(output_dir: str, prefix: str, report: dict) -> list[str]:
+    r"""``<prefix>_report.json`` (all metrics, per-class accuracy, confusion matrix) and ``<prefix>_confusion_matrix.png``."""
+    from ...metrics.plots import plot_confusion_matrix
+
+    json_path = os.path.join(output_dir, f"{prefix}_report.json")
+    with open(json_path, "w", encoding="utf-8") as f:
+        json.dump(report, f, indent=2, ensure_ascii=False)
+    png_path = plot_confusion_matrix(
+        report["confusion_matrix"], report["labels"], os.path.join(output_dir, f"{prefix}_confusion_matrix.png"),
+        title=f"{prefix}: top-1 {report['top1']:.3f}, macro-F1 {report['macro_f1']:.3f}",
+    )
+    return [json_path, png_path]

@@ -1,0 +1,163 @@
+"""Contract tests: every assumption host/ makes about LlamaFactory, checked against the installed host.
+
+When one of these fails after a LlamaFactory upgrade, the matching patch in src/llamafactory_video/host/
+must be revisited before anything else.
+"""
+
+import ast
+import dataclasses
+import inspect
+import os
+import subprocess
+import sys
+import textwrap
+import typing
+
+import pytest
+
+
+def test_stage_is_a_closed_literal_and_parser_lists_are_swapped():
+    from llamafactory.hparams import parser
+    from llamafactory.hparams.finetuning_args import FinetuningArguments
+
+    from llamafactory_video.hparams import VideoFinetuningArguments
+
+    host_stages = typing.get_args(typing.get_type_hints(FinetuningArguments)["stage"])
+    assert {"pt", "sft", "rm", "ppo", "dpo", "kto"} <= set(host_stages)
+    for name in ("_TRAIN_ARGS", "_INFER_ARGS", "_EVAL_ARGS"):
+        classes = getattr(parser, name)
+        assert VideoFinetuningArguments in classes and FinetuningArguments not in classes, name
+    assert len(parser._TRAIN_ARGS) == 5
+
+
+def test_plugin_field_names_are_unique_across_the_five_dataclasses():
+    from llamafactory.hparams import parser
+
+    from llamafactory_video.hparams import ActionClsArguments
+
+    ours = {f.name for f in dataclasses.fields(ActionClsArguments)}
+    for cls in parser._TRAIN_ARGS:
+        if cls.__name__ == "VideoFinetuningArguments":
+            continue
+        clash = ours & {f.name for f in dataclasses.fields(cls)}
+        assert not clash, f"{cls.__name__} now defines {clash}"
+
+
+def test_training_function_callbacks_match_ours():
+    from llamafactory.train import tuner
+
+    from llamafactory_video.host.tuner import HOST_CALLBACKS
+
+    original = tuner._training_function.__wrapped__
+    tree = ast.parse(textwrap.dedent(inspect.getsource(original)))
+    appended = set()
+    for node in ast.walk(tree):
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr == "append"
+            and isinstance(node.func.value, ast.Name)
+            and node.func.value.id == "callbacks"
+            and isinstance(node.args[0], ast.Call)
+        ):
+            func = node.args[0].func
+            appended.add(func.id if isinstance(func, ast.Name) else func.attr)
+    assert appended == set(HOST_CALLBACKS)
+    assert "Unknown task" in inspect.getsource(original)
+    for name in HOST_CALLBACKS:
+        assert name == "EarlyStoppingCallback" or hasattr(tuner, name), name
+
+
+def test_loader_signatures_we_wrap():
+    from llamafactory.data import converter, loader
+
+    def params(func):
+        return list(inspect.signature(func.__wrapped__).parameters)
+
+    assert params(loader._get_merged_dataset) == [
+        "dataset_names", "model_args", "data_args", "training_args", "stage", "return_dict"
+    ]
+    assert params(loader._get_dataset_processor) == [
+        "data_args", "stage", "template", "tokenizer", "processor", "do_generate"
+    ]
+    assert params(loader.align_dataset) == ["dataset", "dataset_attr", "data_args", "training_args"]
+    assert "get_dataset_converter" in dir(converter)
+    source = inspect.getsource(loader._get_preprocessed_dataset)
+    assert "remove_columns=column_names" in source  # why the processor must re-emit our columns
+
+
+def test_dataset_attr_reads_extra_columns_and_label_names():
+    from llamafactory.data.parser import DatasetAttr
+
+    attr = DatasetAttr("file", dataset_name="x.json")
+    attr.join({"formatting": "sharegpt", "columns": {"messages": "messages", "action_label": "cls"}, "label_names": "l.json"})
+    assert attr.messages == "messages" and attr.extra_columns == {"action_label": "cls"}
+    assert attr.label_names == "l.json"
+    assert DatasetAttr("file", dataset_name="y").extra_columns is None
+
+
+def test_dataset_processor_and_collator_contracts():
+    from llamafactory.data.collator import MultiModalDataCollatorForSeq2Seq
+    from llamafactory.data.processor.processor_utils import DatasetProcessor
+
+    assert [f.name for f in dataclasses.fields(DatasetProcessor)] == ["template", "tokenizer", "processor", "data_args"]
+    source = inspect.getsource(MultiModalDataCollatorForSeq2Seq.__call__)
+    for key in ('"images"', '"videos"', '"audios"'):
+        assert f"feature.pop({key}" in source
+
+
+def test_llamaboard_stage_table():
+    from llamafactory.extras.constants import TRAINING_STAGES
+    from llamafactory.webui.components import train as train_tab
+
+    from llamafactory_video.registry import STAGES
+
+    assert train_tab.TRAINING_STAGES is TRAINING_STAGES
+    for spec in STAGES.values():
+        assert TRAINING_STAGES[spec.label] == spec.name
+
+
+def test_registry_lists_only_built_stages():
+    from llamafactory_video.registry import STAGES
+
+    assert set(STAGES) == {"action_cls"}  # scst, sparc_align, fastslow_ar appear only once built
+    for spec in STAGES.values():
+        assert callable(spec.load_workflow()) and callable(spec.load_processor())
+        assert os.path.isfile(os.path.join(os.path.dirname(__file__), "..", "..", spec.docs))
+
+
+def test_disable_env_leaves_the_host_untouched():
+    code = (
+        "from llamafactory.extras.constants import TRAINING_STAGES; "
+        "import llamafactory.train.tuner as t; "
+        "print('action_cls' in TRAINING_STAGES.values(), hasattr(t._training_function, '__wrapped__'))"
+    )
+    env = dict(os.environ, LLAMAFACTORY_VIDEO_DISABLE="1")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "False False"
+    env.pop("LLAMAFACTORY_VIDEO_DISABLE")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "True True"
+
+
+def test_peek_stage():
+    from llamafactory_video.host.tuner import peek_stage
+
+    assert peek_stage({"stage": "action_cls"}) == "action_cls"
+    assert peek_stage(["--model_name_or_path", "m", "--stage", "action_cls"]) == "action_cls"
+    assert peek_stage(["--stage=sft"]) == "sft"
+    assert peek_stage(["--do_train"]) is None and peek_stage(None) is None
+
+
+def test_bad_keys_fail_with_what_to_do():
+    from llamafactory.hparams import get_train_args
+
+    base = dict(stage="action_cls", model_name_or_path="x", do_train=False, output_dir="/tmp/none", template="qwen2_vl")
+    with pytest.raises(ValueError, match="only applies to `action_decoder_type: mlp`"):
+        get_train_args(dict(base, action_decoder_hidden_size=64))
+    with pytest.raises(ValueError, match="at least 2"):
+        get_train_args(dict(base, num_action_classes=1))
+    with pytest.raises(ValueError, match=r"label_smoothing"):
+        get_train_args(dict(base, action_label_smoothing=1.5))
+    with pytest.raises(ValueError, match="not used by the HfArgumentParser|Some keys are not used"):
+        get_train_args(dict(base, action_decoder_kind="mlp"))
