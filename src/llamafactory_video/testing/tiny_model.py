@@ -360,12 +360,8 @@ def build_tiny_processor(
     }
     # Pass ``size`` explicitly: the ``min_pixels``/``max_pixels`` kwargs mutate the
     # class-level default ``size`` dict in transformers 5.6.
-    image_processor = Qwen2VLImageProcessor(
-        size={"shortest_edge": min_pixels, "longest_edge": max_pixels}, **common
-    )
-    video_processor = Qwen2VLVideoProcessor(
-        size={"shortest_edge": min_pixels, "longest_edge": max_pixels}, **common
-    )
+    image_processor = Qwen2VLImageProcessor(size={"shortest_edge": min_pixels, "longest_edge": max_pixels}, **common)
+    video_processor = Qwen2VLVideoProcessor(size={"shortest_edge": min_pixels, "longest_edge": max_pixels}, **common)
     processor_cls = Qwen2_5_VLProcessor if arch == "qwen2_5_vl" else Qwen2VLProcessor
     return processor_cls(
         image_processor=image_processor,
