@@ -45,44 +45,46 @@ class ActionClsDatasetProcessor(DatasetProcessor):
             self.tokenizer.convert_tokens_to_ids(video_token) if video_token is not None else None
         )
 
-    def _encode(self, prompt, response, system, tools, images, videos, audios) -> tuple[list[int], list[int], int]:
-        r"""``(input_ids, labels, prompt_length)``; the prompt ends right after the last ``<ACTION>``
-        unless the LM answer is trained (a causal model's ``<ACTION>`` state never sees what follows)."""
+    def _encode(self, prompt, response, system, tools, images, videos, audios) -> tuple[list[int], list[int]]:
+        r"""``(prompt_ids, answer_ids)`` with the video placeholders expanded (decodes the videos)."""
         answer = response if self.include_answer else [{"role": "assistant", "content": ""}]
         messages = self.template.mm_plugin.process_messages(prompt + answer, images, videos, audios, self.processor)
         prefix_ids, _ = self.template.mm_plugin.process_token_ids(
             [], [], images, videos, audios, self.tokenizer, self.processor
         )
         prompt_ids, answer_ids = self.template.encode_oneturn(self.tokenizer, messages, system, tools)
-        prompt_ids = prefix_ids + prompt_ids
-        if not self.include_answer:
-            positions = [i for i, tok in enumerate(prompt_ids) if tok == self.action_token_id]
-            if positions:
-                prompt_ids = prompt_ids[: positions[-1] + 1]
-            return prompt_ids, [IGNORE_INDEX] * len(prompt_ids), len(prompt_ids)
-        answer_ids = answer_ids[: max(0, self.data_args.cutoff_len - len(prompt_ids))]
-        return prompt_ids + answer_ids, [IGNORE_INDEX] * len(prompt_ids) + answer_ids, len(prompt_ids)
+        return prefix_ids + prompt_ids, answer_ids
 
-    def _problems(self, input_ids: list[int], prompt_length: int) -> str:
-        count = input_ids[:prompt_length].count(self.action_token_id)
+    def _problem(self, prompt_ids: list[int]) -> str:
+        count = prompt_ids.count(self.action_token_id)
         if count == 0:
             return f"no {self.action_token} token in the prompt (put it at the end of the user message)"
         if count > 1:
             return f"{count} {self.action_token} tokens in the prompt, expected exactly one"
-        action_pos = input_ids.index(self.action_token_id)
-        if self.video_token_id is not None and self.video_token_id in input_ids[action_pos:]:
+        action_pos = prompt_ids.index(self.action_token_id)
+        if self.video_token_id is not None and self.video_token_id in prompt_ids[action_pos:]:
             return (
                 f"{self.action_token} comes before the video; a causal model's {self.action_token} state cannot see "
                 "it. Put <video> first and the action token at the end of the user message"
             )
-        if prompt_length > self.data_args.cutoff_len:
-            n_video = input_ids.count(self.video_token_id) if self.video_token_id is not None else 0
+        needed = len(prompt_ids) if self.include_answer else action_pos + 1
+        if needed > self.data_args.cutoff_len:
+            n_video = prompt_ids.count(self.video_token_id) if self.video_token_id is not None else 0
             return (
-                f"the prompt is {prompt_length} tokens ({n_video} of them video tokens) but cutoff_len is "
+                f"the prompt is {needed} tokens ({n_video} of them video tokens) but cutoff_len is "
                 f"{self.data_args.cutoff_len}: truncation would cut the video tokens or {self.action_token}. "
-                f"Raise cutoff_len to at least {prompt_length}, or lower video_max_pixels / video_maxlen"
+                f"Raise cutoff_len to at least {needed}, or lower video_max_pixels / video_maxlen"
             )
         return ""
+
+    def _build(self, prompt_ids: list[int], answer_ids: list[int]) -> tuple[list[int], list[int]]:
+        r"""Without the LM loss the input ends at ``<ACTION>`` (a causal model's ``<ACTION>`` state never sees
+        what follows); with it, the answer follows the prompt, truncated to ``cutoff_len``."""
+        if not self.include_answer:
+            input_ids = prompt_ids[: prompt_ids.index(self.action_token_id) + 1]
+            return input_ids, [IGNORE_INDEX] * len(input_ids)
+        answer_ids = answer_ids[: max(0, self.data_args.cutoff_len - len(prompt_ids))]
+        return prompt_ids + answer_ids, [IGNORE_INDEX] * len(prompt_ids) + answer_ids
 
     def preprocess_dataset(self, examples: dict[str, list[Any]]) -> dict[str, list[Any]]:
         model_inputs = defaultdict(list)
@@ -98,17 +100,17 @@ class ActionClsDatasetProcessor(DatasetProcessor):
                 problem = problem or "malformed conversation (need user turn(s) and, with action_lm_loss_weight > 0, one answer)"
             else:
                 try:
-                    input_ids, labels, prompt_length = self._encode(
+                    prompt_ids, answer_ids = self._encode(
                         prompt, response, examples["_system"][i], examples["_tools"][i], images, videos, audios
                     )
                 except Exception as err:  # undecodable / missing media, placeholder mismatch
                     media = ", ".join(str(v) for v in videos + images) or "no media"
                     problem = problem or f"cannot process media ({media}): {type(err).__name__}: {err}"
                 else:
-                    problem = problem or self._problems(input_ids, prompt_length)
+                    problem = problem or self._problem(prompt_ids)
+                    if not problem:
+                        input_ids, labels = self._build(prompt_ids, answer_ids)
 
-            if problem:
-                input_ids, labels = [], []
             model_inputs["input_ids"].append(input_ids)
             model_inputs["attention_mask"].append([1] * len(input_ids))
             model_inputs["labels"].append(labels)

@@ -1,0 +1,17 @@
+import os
+
+import pytest
+
+from llamafactory_video.testing.synthetic_videos import make_action_dataset
+from llamafactory_video.testing.tiny_model import build_tiny_model
+
+
+@pytest.fixture(scope="session")
+def tiny_qwen25vl(tmp_path_factory) -> str:
+    return build_tiny_model(str(tmp_path_factory.mktemp("models") / "tiny-qwen2_5-vl"), arch="qwen2_5_vl")
+
+
+@pytest.fixture(scope="session")
+def action_data(tmp_path_factory) -> dict:
+    return make_action_dataset(str(tmp_path_factory.mktemp("action_data")), num_classes=4, train_per_class=24,
+                               test_per_class=8)

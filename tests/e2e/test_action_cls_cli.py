@@ -1,0 +1,97 @@
+"""`stage: action_cls` through the stock llamafactory-cli: learns, saves, reloads, predicts, resumes, runs DDP."""
+
+import os
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from .helpers import action_cls_config, read_json, read_jsonl, run_cli
+
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_qwen25vl, action_data, tmp_path_factory):
+    workdir = str(tmp_path_factory.mktemp("action_cls_train"))
+    out = os.path.join(workdir, "out")
+    config = action_cls_config(tiny_qwen25vl, action_data["output_dir"], out, save_steps=240)
+    run_cli(config, workdir, "train")
+    return {"workdir": workdir, "out": out, "config": config}
+
+
+def test_learns_the_synthetic_task(trained, action_data):
+    metrics = read_json(os.path.join(trained["out"], "eval_results.json"))
+    assert metrics["eval_accuracy"] >= 0.9, metrics
+    assert metrics["eval_top5_accuracy"] == 1.0
+    report = read_json(os.path.join(trained["out"], "eval_report.json"))
+    assert report["labels"] == action_data["class_names"]
+    assert sum(map(sum, report["confusion_matrix"])) == action_data["num_test"]
+    state = read_json(os.path.join(trained["out"], "trainer_state.json"))
+    logged = [entry for entry in state["log_history"] if "action_cls/accuracy" in entry]
+    assert logged[-1]["action_cls/loss_cls"] < logged[0]["action_cls/loss_cls"]
+
+
+def test_saves_head_adapter_report_plots_and_predictions(trained, action_data):
+    out = trained["out"]
+    for name in ("adapter_model.safetensors", "action_decoder.safetensors", "action_decoder_config.json",
+                 "eval_confusion_matrix.png", "training_loss.png", "training_action_cls_accuracy.png",
+                 "action_predictions.jsonl", "checkpoint-240/action_decoder.safetensors"):
+        assert os.path.isfile(os.path.join(out, name)), name
+    head_config = read_json(os.path.join(out, "action_decoder_config.json"))
+    assert head_config["num_classes"] == 4 and head_config["decoder_type"] == "linear"
+    assert list(head_config["id2label"].values()) == action_data["class_names"]
+    # the embedding matrix stays frozen under LoRA: nothing but LoRA weights in the adapter
+    adapter = load_file(os.path.join(out, "adapter_model.safetensors"))
+    assert adapter and all("lora_" in key for key in adapter), [k for k in adapter if "lora_" not in k][:5]
+    head = load_file(os.path.join(out, "action_decoder.safetensors"))
+    assert set(head) == {"decoder.net.weight", "decoder.net.bias", "token_embedding.weight"}
+    rows = read_jsonl(os.path.join(out, "action_predictions.jsonl"))
+    assert len(rows) == action_data["num_test"]
+    assert {"index", "dataset", "videos", "label", "prediction", "top5"} <= set(rows[0])
+    assert os.path.isfile(rows[0]["videos"][0]) and len(rows[0]["top5"]) == 4
+    assert sorted(r["index"] for r in rows) == list(range(action_data["num_test"]))
+
+
+def test_reloaded_adapter_and_head_predict_the_same(trained):
+    out = os.path.join(trained["workdir"], "reload")
+    config = dict(trained["config"], output_dir=out)
+    # key=value overrides on the command line, as users pass them
+    run_cli(config, trained["workdir"], "reload",
+            overrides=["do_train=false", "do_eval=false", f"adapter_name_or_path={trained['out']}"])
+    before = read_jsonl(os.path.join(trained["out"], "action_predictions.jsonl"))
+    after = read_jsonl(os.path.join(out, "action_predictions.jsonl"))
+    assert [r["prediction"] for r in after] == [r["prediction"] for r in before]
+    for a, b in zip(after, before):
+        assert a["top5"][0]["prob"] == pytest.approx(b["top5"][0]["prob"], abs=1e-4)
+
+
+def test_resumed_run_ends_where_the_uninterrupted_one_does(trained):
+    out = os.path.join(trained["workdir"], "resumed")
+    config = dict(trained["config"], output_dir=out, do_eval=False, do_predict=False, plot_loss=False,
+                  resume_from_checkpoint=os.path.join(trained["out"], "checkpoint-240"))
+    proc = run_cli(config, trained["workdir"], "resume")
+    assert "Continuing training from checkpoint" in proc.stdout + proc.stderr
+    for name in ("adapter_model.safetensors", "action_decoder.safetensors"):
+        ref = load_file(os.path.join(trained["out"], name))
+        got = load_file(os.path.join(out, name))
+        assert ref.keys() == got.keys()
+        for key in ref:
+            torch.testing.assert_close(got[key], ref[key], atol=1e-5, rtol=1e-4, msg=f"{name}:{key}")
+    ref_state = read_json(os.path.join(trained["out"], "trainer_state.json"))
+    got_state = read_json(os.path.join(out, "trainer_state.json"))
+    assert got_state["global_step"] == ref_state["global_step"] == 480
+
+
+def test_two_rank_ddp_on_cpu(tiny_qwen25vl, action_data, tmp_path):
+    from .helpers import offline_env
+
+    out = str(tmp_path / "ddp")
+    config = action_cls_config(tiny_qwen25vl, action_data["output_dir"], out, max_steps=6, save_steps=6,
+                               do_eval=True, do_predict=False, per_device_train_batch_size=2, logging_steps=2)
+    proc = run_cli(config, str(tmp_path), "ddp", env=offline_env(FORCE_TORCHRUN="1", NPROC_PER_NODE="2"))
+    log = proc.stdout + proc.stderr
+    assert "world size: 2" in log and "distributed training: True" in log
+    assert os.path.isfile(os.path.join(out, "action_decoder.safetensors"))
+    assert "eval_accuracy" in read_json(os.path.join(out, "eval_results.json"))
