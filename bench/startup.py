@@ -13,8 +13,12 @@ Sections (every run is a fresh subprocess of the same interpreter as this script
         Nothing is written into the repository or the venv.
 (b) ``python -c "import llamafactory.extras.constants"`` with the plugin (patches active) vs
     ``LLAMAFACTORY_VIDEO_DISABLE=1``, alternating, wall time. The import pulls in torch/transformers/peft
-    (seconds), so these runs are few; the ratio shows the hook is lost in the noise of the host import.
+    (seconds), so these runs are few. Both sides run under ``-X importtime`` so that the "with" side also
+    reports the summed self time of the plugin modules the patches import (precise, unlike the wall ratio).
 (c) ``llamafactory-cli help`` with vs without the plugin, alternating, wall time.
+    In (b) and (c) "without" still runs the ``.pth`` (``_bootstrap`` is imported, then returns at once
+    because of the env var): the difference is the finder plus the host patches, not the hook import,
+    which (a) measures.
 
 (b) and (c) are interleaved round by round (one with/without pair of each per round) for at most
 ``--heavy-runs`` rounds; after the first round, a new round starts only if it is expected to end within
@@ -98,7 +102,7 @@ def base_env() -> dict:
 
 def timed_run(cmd: list[str], env: dict, timeout: float = 300) -> tuple[float, subprocess.CompletedProcess]:
     start = time.perf_counter()
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
+    proc = subprocess.run(cmd, check=False, env=env, capture_output=True, text=True, timeout=timeout)
     elapsed_ms = (time.perf_counter() - start) * 1000.0
     if proc.returncode != 0:
         raise RuntimeError(
@@ -142,15 +146,31 @@ def measure_hook(runs: int, env: dict) -> dict:
     }
 
 
-def compare(cmd: list[str], env: dict, with_ms: list[float], without_ms: list[float], order: int) -> None:
-    """One with/without pair, the order alternating between rounds."""
+def compare(
+    cmd: list[str], env: dict, with_ms: list[float], without_ms: list[float], order: int, plugin_ms: list | None = None
+) -> None:
+    """One with/without pair, the order alternating between rounds.
+
+    With ``plugin_ms`` the command runs under ``-X importtime`` (both sides) and the "with" run records
+    the summed self time of the plugin's modules other than the hook itself (measured in (a)).
+    """
     disabled = dict(env, **{DISABLE_ENV: "1"})
     pair = [("with", env), ("without", disabled)]
     if order % 2:
         pair.reverse()
     for label, run_env in pair:
-        elapsed, _ = timed_run(cmd, run_env)
+        elapsed, proc = timed_run(cmd, run_env)
         (with_ms if label == "with" else without_ms).append(elapsed)
+        if plugin_ms is not None and label == "with":
+            times = parse_importtime(proc.stderr)
+            plugin_ms.append(
+                sum(
+                    self_us
+                    for name, (self_us, _) in times.items()
+                    if name.startswith("llamafactory_video.") and name != HOOK_MODULE
+                )
+                / 1000.0
+            )
 
 
 def ratio_block(with_ms: list[float], without_ms: list[float], cmd: list[str]) -> dict:
@@ -176,7 +196,7 @@ def detect_device() -> str:
     smi = shutil.which("nvidia-smi")
     if smi:
         try:
-            proc = subprocess.run([smi, "-L"], capture_output=True, text=True, timeout=20)
+            proc = subprocess.run([smi, "-L"], check=False, capture_output=True, text=True, timeout=20)
             if proc.returncode == 0 and "GPU" in proc.stdout:
                 return "cuda"
         except (OSError, subprocess.SubprocessError):
@@ -201,7 +221,9 @@ def machine_info(device: str) -> dict:
 
 # ----------------------------------------------------------------------------------------------- main
 def fmt(summary: dict) -> str:
-    return f"{summary['median']:9.2f} {summary['p90']:9.2f} {summary['min']:9.2f} {summary['max']:9.2f} {summary['n']:4d}"
+    return (
+        f"{summary['median']:9.2f} {summary['p90']:9.2f} {summary['min']:9.2f} {summary['max']:9.2f} {summary['n']:4d}"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -234,10 +256,10 @@ def main(argv: list[str] | None = None) -> int:
         hook["cached"] = measure_hook(runs, cached_env)
 
     # (b) + (c), interleaved rounds
-    constants_cmd = [sys.executable, "-c", CONSTANTS_PROBE]
+    constants_cmd = [sys.executable, "-X", "importtime", "-c", CONSTANTS_PROBE]
     cli = find_cli()
     cli_cmd = [cli, "help"] if cli else None
-    b_with, b_without, c_with, c_without = [], [], [], []
+    b_with, b_without, c_with, c_without, b_plugin = [], [], [], [], []
     heavy_start = time.perf_counter()
     rounds = 0
     while rounds < heavy_runs:
@@ -245,7 +267,7 @@ def main(argv: list[str] | None = None) -> int:
         if rounds and elapsed + elapsed / rounds > args.budget_s:
             break
         print(f"(b)/(c) round {rounds + 1}/{heavy_runs} ...", flush=True)
-        compare(constants_cmd, env, b_with, b_without, rounds)
+        compare(constants_cmd, env, b_with, b_without, rounds, plugin_ms=b_plugin)
         if cli_cmd:
             compare(cli_cmd, env, c_with, c_without, rounds)
         rounds += 1
@@ -254,9 +276,17 @@ def main(argv: list[str] | None = None) -> int:
         "benchmark": "startup",
         "timestamp": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "machine": machine_info(device),
-        "settings": {"runs": runs, "heavy_runs_max": heavy_runs, "heavy_rounds_done": rounds, "budget_s": args.budget_s},
+        "settings": {
+            "runs": runs,
+            "heavy_runs_max": heavy_runs,
+            "heavy_rounds_done": rounds,
+            "budget_s": args.budget_s,
+        },
         "hook": hook,
-        "import_constants": ratio_block(b_with, b_without, constants_cmd[:2] + ["<import llamafactory.extras.constants>"]),
+        "import_constants": dict(
+            ratio_block(b_with, b_without, constants_cmd[:4] + ["<import llamafactory.extras.constants>"]),
+            plugin_modules_self_ms=summarize(b_plugin),
+        ),
         "cli_help": ratio_block(c_with, c_without, cli_cmd) if cli_cmd else None,
         "elapsed_s": round(time.perf_counter() - started, 2),
     }
@@ -268,24 +298,37 @@ def main(argv: list[str] | None = None) -> int:
 
     # table
     print()
-    print(f"machine: {results['machine']['platform']}, {results['machine']['cpu_count']} CPUs, "
-          f"Python {results['machine']['python_version']}, device {device}, "
-          f"load {results['machine']['loadavg_at_start']}")
-    print(f"{'measure (ms)':58s} {'median':>9s} {'p90':>9s} {'min':>9s} {'max':>9s} {'n':>4s}")
+    print(
+        f"machine: {results['machine']['platform']}, {results['machine']['cpu_count']} CPUs, "
+        f"Python {results['machine']['python_version']}, device {device}, "
+        f"load {results['machine']['loadavg_at_start']}"
+    )
+    print(f"{'measure (ms)':64s} {'median':>9s} {'p90':>9s} {'min':>9s} {'max':>9s} {'n':>4s}")
     for mode in ("env", "cached"):
         block = hook[mode]
-        print(f"{'(a) hook: ' + HOOK_MODULE + ' cumulative [' + mode + ']':58s} {fmt(block['bootstrap_cumulative_ms'])}")
-        print(f"{'    site cumulative [' + mode + ']':58s} {fmt(block['site_cumulative_ms'])}")
-        print(f"{'    python -X importtime -c pass, wall [' + mode + ']':58s} {fmt(block['python_c_pass_wall_ms'])}")
-    for key, title in (("import_constants", "(b) import llamafactory.extras.constants"), ("cli_help", "(c) llamafactory-cli help")):
+        print(
+            f"{'(a) hook: ' + HOOK_MODULE + ' cumulative [' + mode + ']':64s} {fmt(block['bootstrap_cumulative_ms'])}"
+        )
+        print(f"{'    site cumulative [' + mode + ']':64s} {fmt(block['site_cumulative_ms'])}")
+        print(f"{'    python -X importtime -c pass, wall [' + mode + ']':64s} {fmt(block['python_c_pass_wall_ms'])}")
+    for key, title in (
+        ("import_constants", "(b) import llamafactory.extras.constants"),
+        ("cli_help", "(c) llamafactory-cli help"),
+    ):
         block = results[key]
         if block is None:
             print(f"{title}: skipped (llamafactory-cli not found)")
             continue
-        print(f"{title + ', with plugin':58s} {fmt(block['with_plugin_ms'])}")
-        print(f"{title + ', LLAMAFACTORY_VIDEO_DISABLE=1':58s} {fmt(block['without_plugin_ms'])}")
-        print(f"{'    ratio of medians (with / without)':58s} {block['ratio_median']:9.3f}   "
-              f"delta {block['delta_median_ms']:+.1f} ms, pair ratios {block['pair_ratios']}")
+        print(f"{title + ', with plugin':64s} {fmt(block['with_plugin_ms'])}")
+        print(f"{title + ', LLAMAFACTORY_VIDEO_DISABLE=1':64s} {fmt(block['without_plugin_ms'])}")
+        print(
+            f"{'    ratio of medians (with / without)':64s} {block['ratio_median']:9.3f}   "
+            f"delta {block['delta_median_ms']:+.1f} ms, pair ratios {block['pair_ratios']}"
+        )
+        if "plugin_modules_self_ms" in block:
+            print(
+                f"{'    plugin modules self time (importtime), with plugin':64s} {fmt(block['plugin_modules_self_ms'])}"
+            )
     print(f"\nwrote {output} ({results['elapsed_s']} s)")
     return 0
 

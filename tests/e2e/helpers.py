@@ -17,6 +17,7 @@ def offline_env(**extra: str) -> dict[str, str]:
     env = dict(os.environ)
     env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", HF_DATASETS_OFFLINE="1", TOKENIZERS_PARALLELISM="false",
                WANDB_DISABLED="true", PYTHONUNBUFFERED="1")
+    env["PATH"] = BIN + os.pathsep + env.get("PATH", "")  # torchrun / llamafactory-cli of this venv, as when activated
     env.update(extra)
     return env
 

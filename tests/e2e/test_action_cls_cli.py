@@ -72,7 +72,7 @@ def test_resumed_run_ends_where_the_uninterrupted_one_does(trained):
     config = dict(trained["config"], output_dir=out, do_eval=False, do_predict=False, plot_loss=False,
                   resume_from_checkpoint=os.path.join(trained["out"], "checkpoint-240"))
     proc = run_cli(config, trained["workdir"], "resume")
-    assert "Continuing training from checkpoint" in proc.stdout + proc.stderr
+    assert "Resuming training from checkpoint with epoch 10 and global step 240" in proc.stdout + proc.stderr
     for name in ("adapter_model.safetensors", "action_decoder.safetensors"):
         ref = load_file(os.path.join(trained["out"], name))
         got = load_file(os.path.join(out, name))

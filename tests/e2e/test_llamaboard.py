@@ -209,6 +209,7 @@ def test_start_button_runs_action_cls(board, tmp_path):
     try:
         proc = subprocess.run(
             [_cli(), "train", yaml_path],
+            check=False,
             env=env,
             cwd=str(tmp_path),
             capture_output=True,

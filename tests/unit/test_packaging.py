@@ -38,7 +38,7 @@ def _run(cmd, timeout=300, **kwargs):
     env.setdefault("PIP_DISABLE_PIP_VERSION_CHECK", "1")
     env.pop("LLAMAFACTORY_VIDEO_DISABLE", None)
     env.update(kwargs.pop("env", {}))
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env, **kwargs)
+    return subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=timeout, env=env, **kwargs)
 
 
 def _copy_sources(dst: str) -> str:
