@@ -66,3 +66,17 @@ def test_startup_bench_quick(tmp_path):
         _check_summary(block["without_plugin_ms"], n=1)
         assert len(block["pair_ratios"]) == 1
     _check_summary(results["import_constants"]["plugin_modules_self_ms"], n=1)
+
+
+def test_action_cls_step_bench_quick(tmp_path):
+    output = tmp_path / "step.json"
+    proc = subprocess.run(
+        [sys.executable, os.path.join(REPO_ROOT, "bench", "action_cls_step.py"), "--quick", "--output", str(output),
+         "--workdir", str(tmp_path / "cache")],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+    results = json.loads(output.read_text())
+    assert set(results["step_time_s"]) == set(results["peak_memory_mb"]) == {"ours", "seed"}
+    assert results["tokens"]["ours"] < results["tokens"]["seed"]  # the prompt ends at <ACTION>
+    assert {"step_time", "peak_memory"} == set(results["ratio_seed_over_ours"])
