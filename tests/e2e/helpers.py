@@ -52,7 +52,6 @@ def action_cls_config(model_dir: str, data_dir: str, output_dir: str, **override
     here = os.path.dirname(os.path.abspath(__file__))
     with open(os.path.join(here, "..", "..", "examples", "demo", "action_cls_tiny.yaml"), encoding="utf-8") as f:
         config = yaml.safe_load(f)
-    config.update(model_name_or_path=model_dir, dataset_dir=data_dir, output_dir=output_dir,
-                  preprocessing_num_workers=1)
+    config.update(model_name_or_path=model_dir, dataset_dir=data_dir, output_dir=output_dir, overwrite_cache=True)
     config.update(overrides)
     return config

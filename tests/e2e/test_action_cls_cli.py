@@ -16,7 +16,9 @@ pytestmark = pytest.mark.e2e
 def trained(tiny_qwen25vl, action_data, tmp_path_factory):
     workdir = str(tmp_path_factory.mktemp("action_cls_train"))
     out = os.path.join(workdir, "out")
+    # the demo recipe as is: LoRA, preprocessing_num_workers 2 (the action_label column crosses worker processes)
     config = action_cls_config(tiny_qwen25vl, action_data["output_dir"], out, save_steps=240)
+    assert config["preprocessing_num_workers"] > 1
     run_cli(config, workdir, "train")
     return {"workdir": workdir, "out": out, "config": config}
 
@@ -88,10 +90,33 @@ def test_two_rank_ddp_on_cpu(tiny_qwen25vl, action_data, tmp_path):
     from .helpers import offline_env
 
     out = str(tmp_path / "ddp")
+    # also covers the mlp head and the optional LM loss on the answer
     config = action_cls_config(tiny_qwen25vl, action_data["output_dir"], out, max_steps=6, save_steps=6,
-                               do_eval=True, do_predict=False, per_device_train_batch_size=2, logging_steps=2)
+                               do_eval=True, do_predict=False, per_device_train_batch_size=2, logging_steps=2,
+                               action_decoder_type="mlp", action_decoder_hidden_size=32, action_lm_loss_weight=0.5)
     proc = run_cli(config, str(tmp_path), "ddp", env=offline_env(FORCE_TORCHRUN="1", NPROC_PER_NODE="2"))
     log = proc.stdout + proc.stderr
     assert "world size: 2" in log and "distributed training: True" in log
     assert os.path.isfile(os.path.join(out, "action_decoder.safetensors"))
     assert "eval_accuracy" in read_json(os.path.join(out, "eval_results.json"))
+    logged = [e for e in read_json(os.path.join(out, "trainer_state.json"))["log_history"] if "action_cls/loss_lm" in e]
+    assert logged and all(e["action_cls/loss_lm"] > 0 for e in logged)
+    assert read_json(os.path.join(out, "action_decoder_config.json"))["decoder_hidden_size"] == 32
+
+
+def test_full_finetuning_saves_head_apart_and_reloads_from_the_model_dir(tiny_qwen25vl, action_data, tmp_path):
+    out = str(tmp_path / "full")
+    config = action_cls_config(tiny_qwen25vl, action_data["output_dir"], out, finetuning_type="full", max_steps=4,
+                               save_steps=4, do_eval=False, do_predict=True, learning_rate=1e-4, plot_loss=False)
+    run_cli(config, str(tmp_path), "full")
+    weights = load_file(os.path.join(out, "model.safetensors"))
+    assert not any("action_head" in key for key in weights)  # the head lives in its own file
+    assert os.path.isfile(os.path.join(out, "action_decoder.safetensors"))
+    reload_out = str(tmp_path / "full_reload")
+    reload = dict(config, model_name_or_path=out, output_dir=reload_out, do_train=False,
+                  action_decoder_path=os.path.join(out, "action_decoder.safetensors"))
+    proc = run_cli(reload, str(tmp_path), "full_reload")
+    assert "Initialised the action head and <ACTION> embedding from" in proc.stdout + proc.stderr
+    before = read_jsonl(os.path.join(out, "action_predictions.jsonl"))
+    after = read_jsonl(os.path.join(reload_out, "action_predictions.jsonl"))
+    assert [r["prediction"] for r in after] == [r["prediction"] for r in before]

@@ -1,0 +1,13 @@
+"""Converters from official dataset layouts to LlamaFactory sharegpt JSON plus ``dataset_info.json`` entries.
+
+Each ``convert_*`` function writes its files and returns a :class:`ConversionSummary`; a malformed input
+entry raises :class:`ConversionError` naming the file, the line (or entry) and the key. Standard library only.
+"""
+
+from .common import ConversionError, ConversionSummary
+from .msrvtt import convert_msrvtt
+from .sthsthv2 import convert_sthsthv2
+from .ucf101 import convert_ucf101
+
+
+__all__ = ["ConversionError", "ConversionSummary", "convert_msrvtt", "convert_sthsthv2", "convert_ucf101"]
