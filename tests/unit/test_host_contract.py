@@ -20,24 +20,38 @@ def test_stage_is_a_closed_literal_and_parser_lists_are_swapped():
     from llamafactory.hparams import parser
     from llamafactory.hparams.finetuning_args import FinetuningArguments
 
-    from llamafactory_video.hparams import VideoFinetuningArguments
+    from llamafactory_video.hparams import VideoFinetuningArguments, VideoGeneratingArguments
 
     host_stages = typing.get_args(typing.get_type_hints(FinetuningArguments)["stage"])
     assert {"pt", "sft", "rm", "ppo", "dpo", "kto"} <= set(host_stages)
     for name in ("_TRAIN_ARGS", "_INFER_ARGS", "_EVAL_ARGS"):
         classes = getattr(parser, name)
         assert VideoFinetuningArguments in classes and FinetuningArguments not in classes, name
+    assert VideoGeneratingArguments in parser._TRAIN_ARGS and VideoGeneratingArguments in parser._INFER_ARGS
     assert len(parser._TRAIN_ARGS) == 5
+
+
+def test_generation_keys_reach_generate_only_when_set():
+    from llamafactory_video.hparams import VideoGeneratingArguments
+
+    stock = VideoGeneratingArguments().to_dict(obey_generation_config=True)
+    assert "min_new_tokens" not in stock and "no_repeat_ngram_size" not in stock
+    seed = VideoGeneratingArguments(min_new_tokens=6, no_repeat_ngram_size=3).to_dict(obey_generation_config=True)
+    assert seed["min_new_tokens"] == 6 and seed["no_repeat_ngram_size"] == 3
 
 
 def test_plugin_field_names_are_unique_across_the_five_dataclasses():
     from llamafactory.hparams import parser
 
-    from llamafactory_video.hparams import ActionClsArguments
+    from llamafactory.hparams.generating_args import GeneratingArguments
 
-    ours = {f.name for f in dataclasses.fields(ActionClsArguments)}
+    from llamafactory_video.hparams import STAGE_ARGUMENT_CLASSES, VideoGeneratingArguments
+
+    ours = {f.name for mixin in STAGE_ARGUMENT_CLASSES.values() for f in dataclasses.fields(mixin)}
+    ours |= {f.name for f in dataclasses.fields(VideoGeneratingArguments)} - {
+        f.name for f in dataclasses.fields(GeneratingArguments)}
     for cls in parser._TRAIN_ARGS:
-        if cls.__name__ == "VideoFinetuningArguments":
+        if cls.__name__ in ("VideoFinetuningArguments", "VideoGeneratingArguments"):
             continue
         clash = ours & {f.name for f in dataclasses.fields(cls)}
         assert not clash, f"{cls.__name__} now defines {clash}"
@@ -161,3 +175,12 @@ def test_bad_keys_fail_with_what_to_do():
         get_train_args(dict(base, action_label_smoothing=1.5))
     with pytest.raises(ValueError, match="not used by the HfArgumentParser|Some keys are not used"):
         get_train_args(dict(base, action_decoder_kind="mlp"))
+
+
+def test_importing_the_plugin_before_the_host_still_patches():
+    code = (
+        "import llamafactory_video.hparams as ours; from llamafactory.hparams import parser; "
+        "print(parser._TRAIN_ARGS[3] is ours.VideoFinetuningArguments)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "True"

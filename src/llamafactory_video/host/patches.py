@@ -12,6 +12,7 @@ Stock stages never reach plugin code paths: each patch defers to the original un
 stage is in play.
 """
 
+import sys
 from types import ModuleType
 from typing import Callable
 
@@ -27,14 +28,12 @@ def patch_constants(module: ModuleType) -> None:
 
 
 def patch_hparams_parser(module: ModuleType) -> None:
-    from llamafactory.hparams.finetuning_args import FinetuningArguments
+    ours = sys.modules.get("llamafactory_video.hparams")
+    if ours is not None and not hasattr(ours, "install_into_parser"):
+        return  # our hparams module is mid-import (it imported the host first): it installs itself when done
+    from ..hparams import install_into_parser
 
-    from ..hparams import VideoFinetuningArguments
-
-    for list_name in ("_TRAIN_ARGS", "_INFER_ARGS", "_EVAL_ARGS", "_TRAIN_MCA_ARGS"):
-        arg_classes = getattr(module, list_name, None)
-        if isinstance(arg_classes, list):
-            arg_classes[:] = [VideoFinetuningArguments if cls is FinetuningArguments else cls for cls in arg_classes]
+    install_into_parser(module)
 
 
 def patch_data_parser(module: ModuleType) -> None:
