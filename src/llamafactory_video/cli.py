@@ -33,8 +33,46 @@ def _stages_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _source_help(module_path: str) -> str:
+    r"""``HELP``, else the first string of ``COMMAND``, else the docstring's first line, read without importing."""
+    import ast
+    from importlib.util import find_spec
+
+    try:
+        spec = find_spec(module_path)
+        with open(spec.origin, encoding="utf-8") as f:
+            tree = ast.parse(f.read())
+        for node in tree.body:
+            names = [getattr(target, "id", None) for target in getattr(node, "targets", [])]
+            if isinstance(node, ast.Assign) and names in (["HELP"], ["COMMAND"]):
+                value = node.value.elts[0] if isinstance(node.value, ast.Tuple) and node.value.elts else node.value
+                if isinstance(value, ast.Constant) and isinstance(value.value, str):
+                    return value.value
+        return (ast.get_docstring(tree) or module_path).strip().splitlines()[0]
+    except Exception:  # noqa: BLE001 - help text only
+        return module_path
+
+
+def _lazy(module_path: str) -> Command:
+    r"""The ``Command`` that ``module_path`` defines as ``COMMAND = (help, add_arguments, run)``, imported on use.
+
+    The help text is read from the module's source, so building this table imports nothing.
+    """
+    from importlib import import_module
+
+    def add_arguments(parser: argparse.ArgumentParser) -> None:
+        import_module(module_path).COMMAND[1](parser)
+
+    def run(args: argparse.Namespace) -> int:
+        return import_module(module_path).COMMAND[2](args)
+
+    return (_source_help(module_path), add_arguments, run)
+
+
 COMMANDS: dict[str, Command] = {
     "stages": ("list the stages this plugin adds to llamafactory-cli train", _stages_args, _stages_run),
+    "check-data": _lazy("llamafactory_video.tools.check_data"),
+    "eval-captions": _lazy("llamafactory_video.tools.eval_captions"),
 }
 
 

@@ -109,7 +109,8 @@ def convert_msrvtt(
         if not isinstance(video_id, str) or not video_id.strip():
             raise entry_error(annotations, video_lines, i, "missing video id", key="video_id", name="videos")
         if video_id in info:
-            raise entry_error(annotations, video_lines, i, f"video {video_id!r} repeats videos[{info[video_id]['index']}]",
+            first = info[video_id]["index"]
+            raise entry_error(annotations, video_lines, i, f"video {video_id!r} repeats videos[{first}]",
                               key="video_id", name="videos")
         split = video.get("split")
         if not isinstance(split, str) or not _SAFE.match(split):
@@ -171,7 +172,7 @@ def convert_msrvtt(
             summary.outputs[file_name] = len(rows)
             entries[f"{prefix}_{split}_{kind}"] = sharegpt_entry(file_name, columns)
     summary.num_classes = len(categories)
-    summary.notes.append(f"classes are MSR-VTT categories present in the data ({len(categories)} of {len(CATEGORIES)})")
+    summary.notes.append(f"classes = MSR-VTT categories present in the data ({len(categories)} of {len(CATEGORIES)})")
     if without_captions:
         summary.notes.append(f"{without_captions} videos have no caption and were left out")
     if register:

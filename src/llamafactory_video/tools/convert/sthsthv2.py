@@ -123,7 +123,7 @@ def convert_sthsthv2(
         if labelled:
             template = entry.get("template")
             if not isinstance(template, str) or not template.strip():
-                raise entry_error(annotations, lines, i, "missing template (the file has labelled entries)", "template")
+                raise entry_error(annotations, lines, i, "missing template (other entries have one)", "template")
             bare = strip_brackets(template)
             label = index_of.get(bare, index_of_norm.get(_norm(bare)))
             if label is None:

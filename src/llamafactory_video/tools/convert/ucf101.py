@@ -157,7 +157,10 @@ def convert_ucf101(
 
     entries: dict[str, dict[str, Any]] = {}
     labels_file = f"{prefix}_labels.json"
-    splits: list[tuple[str, str, bool]] = [("train", f"trainlist0{split}.txt", True), ("test", f"testlist0{split}.txt", False)]
+    splits: list[tuple[str, str, bool]] = [
+        ("train", f"trainlist0{split}.txt", True),
+        ("test", f"testlist0{split}.txt", False),
+    ]
     written: list[tuple[str, list[dict[str, Any]]]] = []
     for part, list_name, labelled in splits:
         samples = _convert_list(os.path.join(split_dir, list_name), names, locator, summary, skip_missing, labelled)
