@@ -34,7 +34,6 @@ from typing import Optional, TypeVar, Union
 
 import numpy as np
 
-
 K = TypeVar("K", bound=Hashable)
 Ngram = tuple[str, ...]
 
@@ -236,7 +235,9 @@ def document_frequency(reference_sets: Iterable[Sequence[str]], n: int = 4) -> t
     return dict(df), num_documents
 
 
-def _aligned(gts: Mapping[K, Sequence[str]], res: Mapping[K, Union[Sequence[str], str]]) -> list[tuple[K, str, list[str]]]:
+def _aligned(
+    gts: Mapping[K, Sequence[str]], res: Mapping[K, Union[Sequence[str], str]]
+) -> list[tuple[K, str, list[str]]]:
     """``[(key, candidate, references)]`` in ``gts`` order after pycocoevalcap's sanity checks."""
     if set(gts) != set(res):
         missing, extra = set(gts) - set(res), set(res) - set(gts)
