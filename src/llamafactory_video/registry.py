@@ -22,6 +22,8 @@ class StageSpec:
     """``module:Class``, a host ``DatasetProcessor`` subclass used for this stage's datasets."""
     extra_columns: tuple[str, ...] = ()
     """``dataset_info.json`` column keys carried through conversion and processing as ``_<key>``."""
+    required_columns: tuple[str, ...] = ()
+    """The subset of ``extra_columns`` every dataset of this stage must declare."""
     docs: str = ""
     """Docs page, relative to the repository root."""
 
@@ -46,7 +48,17 @@ STAGES: dict[str, StageSpec] = {
             workflow="llamafactory_video.train.action_cls.workflow:run_action_cls",
             processor="llamafactory_video.data.processor:ActionClsDatasetProcessor",
             extra_columns=("action_label",),
+            required_columns=("action_label",),
             docs="docs/stages/action_cls.md",
+        ),
+        StageSpec(
+            name="scst",
+            label="Video Captioning SCST",
+            workflow="llamafactory_video.train.scst.workflow:run_scst",
+            processor="llamafactory_video.data.processor:ScstDatasetProcessor",
+            extra_columns=("references", "category"),
+            required_columns=("references",),
+            docs="docs/stages/scst.md",
         ),
     )
 }

@@ -9,7 +9,9 @@ def test_stages_lists_the_registry(capsys):
 
     assert main(["stages", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
-    assert [row["stage"] for row in rows] == ["action_cls"]
+    from llamafactory_video.registry import STAGES
+
+    assert [row["stage"] for row in rows] == list(STAGES)
     assert rows[0]["extra_columns"] == ["action_label"]
 
 

@@ -23,3 +23,27 @@ class ActionClsDataCollator(MultiModalDataCollatorForSeq2Seq):
         batch = super().__call__(features)
         batch["action_labels"] = torch.tensor(action_labels, dtype=torch.long)
         return batch
+
+
+@dataclass
+class ScstDataCollator(MultiModalDataCollatorForSeq2Seq):
+    r"""The host's batch (left-padded for generation) plus ``references`` (list of lists of str), ``categories``
+    and ``sample_keys`` (``"<dataset>#<index>"``, the reward scorer's cache keys). Strings stay Python lists: the
+    Trainer moves only tensors to the device."""
+
+    def __call__(self, features: list[dict[str, Any]]) -> dict[str, Any]:
+        references, categories, keys = [], [], []
+        for feature in features:
+            references.append(list(feature.pop("references")))
+            categories.append(feature.pop("category", ""))
+            keys.append(sample_key(feature.pop("dataset_name"), feature.pop("sample_index")))
+            feature.pop("problem", None)
+        batch = super().__call__(features)
+        batch["references"] = references
+        batch["categories"] = categories
+        batch["sample_keys"] = keys
+        return batch
+
+
+def sample_key(dataset_name: str, sample_index: int) -> str:
+    return f"{dataset_name}#{int(sample_index)}"

@@ -37,3 +37,16 @@ def handle_problem_samples(dataset: Any, split: str, mode: str, dataset_dir: str
         f"{len(problems)} of {len(dataset)} {split} samples cannot train (data in {dataset_dir}; {summary}):\n"
         f"{listed}{more}\nFix them, or set `action_invalid_samples: skip` to drop and count them."
     )
+
+
+def check_dataset_module(dataset_module: dict, mode: str, dataset_dir: str) -> dict:
+    r"""Apply :func:`handle_problem_samples` to the train and eval splits (one dataset or a dict of them)."""
+    for key in ("train_dataset", "eval_dataset"):
+        split = dataset_module.get(key)
+        if isinstance(split, dict):
+            dataset_module[key] = {
+                name: handle_problem_samples(ds, f"{key}[{name}]", mode, dataset_dir) for name, ds in split.items()
+            }
+        elif split is not None:
+            dataset_module[key] = handle_problem_samples(split, key.split("_")[0], mode, dataset_dir)
+    return dataset_module

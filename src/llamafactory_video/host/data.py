@@ -47,7 +47,7 @@ def patch_loader(loader: ModuleType) -> None:
         column_names = list(next(iter(dataset)).keys())
         declared = dict(getattr(dataset_attr, "extra_columns", None) or {})
         name = str(dataset_attr)
-        check_declared_columns(name, declared, column_names, spec.extra_columns, spec.name)
+        check_declared_columns(name, declared, column_names, spec.required_columns, spec.name)
         kwargs = {}
         if not data_args.streaming:
             kwargs = dict(

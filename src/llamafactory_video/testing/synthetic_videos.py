@@ -390,3 +390,88 @@ def make_action_dataset(
         "size": size,
         "fps": fps,
     }
+
+
+CAPTION_PROMPT = "<video>Describe this video in one sentence."
+_CAPTION_TEMPLATES = (
+    "The {colour} {shape} moves {direction}.",
+    "A {colour} {shape} is moving {direction}.",
+    "A {colour} {shape} slides {direction}.",
+    "The {colour} {shape} goes {direction}.",
+    "A {colour} {shape} travels {direction} across the screen.",
+)
+_CAPTION_CATEGORIES = ("animation", "sports")
+
+
+def caption_references(action: ActionClass) -> list[str]:
+    """Paraphrased reference captions of one class (all of them are correct)."""
+    return [t.format(colour=action.colour, shape=action.shape, direction=action.direction) for t in _CAPTION_TEMPLATES]
+
+
+def make_caption_dataset(
+    output_dir: str | os.PathLike[str],
+    num_classes: int = 4,
+    train_per_class: int = 8,
+    test_per_class: int = 4,
+    formats: Sequence[str] = ("mp4", "avi", "webm"),
+    size: int = 64,
+    num_frames: int = 8,
+    fps: float = 4,
+    seed: int = 1,
+    prefix: str = "synth_caption",
+) -> dict[str, Any]:
+    """Write a synthetic video captioning dataset: each clip has ALL its class's paraphrases as references.
+
+    Files under ``output_dir``: ``videos/...``; ``<prefix>_<split>.json`` (one row per video: messages with the
+    first reference as the answer, ``references`` = every paraphrase, ``category``); ``<prefix>_<split>_sft.json``
+    (one row per reference caption, for cross-entropy training with the stock ``sft`` stage); and
+    ``dataset_info.json`` entries ``<prefix>_<split>`` (columns ``references`` and ``category`` declared) and
+    ``<prefix>_<split>_sft``.
+
+    Returns:
+        A dict with ``output_dir``, dataset names (``train_dataset``, ``test_dataset``, ``train_sft_dataset``,
+        ``test_sft_dataset``), ``num_train``, ``num_test``, ``references`` (per class) and ``categories``.
+    """
+    classes = action_classes(num_classes)
+    formats = [f.lower().lstrip(".") for f in formats]
+    out = Path(output_dir)
+    (out / "videos").mkdir(parents=True, exist_ok=True)
+    info_file = out / "dataset_info.json"
+    info: dict[str, Any] = json.loads(info_file.read_text(encoding="utf-8")) if info_file.exists() else {}
+    tags = {"role_tag": "role", "content_tag": "content", "user_tag": "user", "assistant_tag": "assistant"}
+    counts: dict[str, int] = {}
+    for split_id, (split, per_class) in enumerate((("train", train_per_class), ("test", test_per_class))):
+        rng = np.random.default_rng([seed, 100 + split_id])
+        rows, sft_rows = [], []
+        for j in range(per_class):
+            for action in classes:
+                index = j * num_classes + action.label
+                rel_path = f"videos/{prefix}_{split}_{index:04d}.{formats[index % len(formats)]}"
+                write_video(render_clip(action, rng, size=size, num_frames=num_frames), out / rel_path, fps=fps)
+                refs = caption_references(action)
+                user = {"role": "user", "content": CAPTION_PROMPT}
+                rows.append({"messages": [user, {"role": "assistant", "content": refs[0]}], "videos": [rel_path],
+                             "references": refs, "category": _CAPTION_CATEGORIES[action.label % 2]})
+                sft_rows += [{"messages": [user, {"role": "assistant", "content": ref}], "videos": [rel_path]}
+                             for ref in refs]
+        _write_json(out / f"{prefix}_{split}.json", rows)
+        _write_json(out / f"{prefix}_{split}_sft.json", sft_rows)
+        counts[split] = len(rows)
+        info[f"{prefix}_{split}"] = {
+            "file_name": f"{prefix}_{split}.json", "formatting": "sharegpt", "tags": tags,
+            "columns": {"messages": "messages", "videos": "videos", "references": "references", "category": "category"},
+        }
+        info[f"{prefix}_{split}_sft"] = {"file_name": f"{prefix}_{split}_sft.json", "formatting": "sharegpt",
+                                         "tags": tags, "columns": {"messages": "messages", "videos": "videos"}}
+    _write_json(info_file, info)
+    return {
+        "output_dir": str(out.resolve()),
+        "train_dataset": f"{prefix}_train",
+        "test_dataset": f"{prefix}_test",
+        "train_sft_dataset": f"{prefix}_train_sft",
+        "test_sft_dataset": f"{prefix}_test_sft",
+        "num_train": counts["train"],
+        "num_test": counts["test"],
+        "references": [caption_references(a) for a in classes],
+        "categories": list(_CAPTION_CATEGORIES),
+    }

@@ -7,15 +7,11 @@ the LM loss is off, instead of every position as the seed's ``output_hidden_stat
 
 import json
 import os
-from collections import defaultdict
 from typing import Any, Optional
 
 import numpy as np
 import torch
-from llamafactory.train.callbacks import SaveProcessorCallback
-from llamafactory.train.trainer_utils import create_custom_optimizer, create_custom_scheduler
 from peft import PeftModel
-from transformers import Trainer
 from typing_extensions import override
 
 from ..._logging import get_logger
@@ -28,6 +24,7 @@ from ...model.action_head import (
     load_action_head_files,
     save_action_head,
 )
+from ..trainer_utils import VideoStageTrainer
 
 
 logger = get_logger(__name__)
@@ -71,24 +68,18 @@ class ComputeActionMetrics:
         return metrics
 
 
-class ActionClsTrainer(Trainer):
+class ActionClsTrainer(VideoStageTrainer):
+    metric_prefix = METRIC_PREFIX
+
     def __init__(self, finetuning_args: Any, head_config: Any, processor: Optional[Any] = None, **kwargs) -> None:
-        kwargs["processing_class"] = kwargs.pop("tokenizer")
-        super().__init__(**kwargs)
-        self.model_accepts_loss_kwargs = False  # our loss is a per-batch mean
-        self.finetuning_args = finetuning_args
+        super().__init__(finetuning_args, processor=processor, **kwargs)
         self.head_config = head_config
         self.action_token_id = get_action_head(self.model).token_embedding.token_id
         self.lm_weight = float(finetuning_args.action_lm_loss_weight)
-        self._step_metrics: dict[str, list[float]] = defaultdict(list)
-        if processor is not None:
-            self.add_callback(SaveProcessorCallback(processor))
 
     # ---------------------------------------------------------------- optimisation
     @override
     def create_optimizer(self, *args, **kwargs) -> torch.optim.Optimizer:
-        if self.optimizer is None:
-            self.optimizer = create_custom_optimizer(self.model, self.args, self.finetuning_args)
         optimizer = super().create_optimizer(*args, **kwargs)
         token_weight = get_action_head(self.model).token_embedding.weight
         if token_weight.requires_grad and not getattr(optimizer, "_action_token_group", False):
@@ -101,11 +92,6 @@ class ActionClsTrainer(Trainer):
             optimizer._action_token_group = True
         return optimizer
 
-    @override
-    def create_scheduler(self, num_training_steps: int, optimizer: Optional[torch.optim.Optimizer] = None):
-        create_custom_scheduler(self.args, num_training_steps, optimizer)
-        return super().create_scheduler(num_training_steps, optimizer)
-
     # ---------------------------------------------------------------- loss and metrics
     @override
     def compute_loss(self, model, inputs, return_outputs=False, **kwargs):
@@ -117,19 +103,11 @@ class ActionClsTrainer(Trainer):
 
         if model.training:
             with torch.no_grad():
-                self._step_metrics["loss_cls"].append(cls_loss.item())
-                self._step_metrics["accuracy"].append((logits.argmax(-1) == labels).float().mean().item())
+                self.record("loss_cls", cls_loss.item())
+                self.record("accuracy", (logits.argmax(-1) == labels).float().mean().item())
                 if lm_loss is not None:
-                    self._step_metrics["loss_lm"].append(lm_loss.item())
+                    self.record("loss_lm", lm_loss.item())
         return (loss, (logits, labels)) if return_outputs else loss
-
-    @override
-    def log(self, logs: dict[str, float], *args, **kwargs) -> None:
-        if "loss" in logs and self._step_metrics:
-            for key, values in self._step_metrics.items():
-                logs[f"{METRIC_PREFIX}/{key}"] = round(float(np.mean(values)), 4)
-            self._step_metrics.clear()
-        super().log(logs, *args, **kwargs)
 
     @override
     def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):

@@ -9,7 +9,6 @@ import torch
 from llamafactory.data import get_dataset, get_template_and_fix_tokenizer
 from llamafactory.data.parser import get_dataset_list
 from llamafactory.extras.constants import IGNORE_INDEX
-from llamafactory.extras.ploting import plot_loss
 from llamafactory.model import load_model, load_tokenizer
 from llamafactory.train.trainer_utils import create_modelcard_and_push
 from transformers.integrations import is_deepspeed_zero3_enabled
@@ -18,8 +17,9 @@ from ..._logging import get_logger
 from ...data.collator import ActionClsDataCollator
 from ...data.context import stage_data_context
 from ...data.labels import resolve_label_names
-from ...data.validation import handle_problem_samples
+from ...data.validation import check_dataset_module
 from ...model.action_head import ActionHead, ActionHeadConfig, attach_action_head, load_action_head_files
+from ..trainer_utils import train_and_save
 from .trainer import METRIC_PREFIX, ActionClsTrainer, ComputeActionMetrics, write_eval_report, write_predictions
 
 
@@ -123,15 +123,7 @@ def run_action_cls(
     # dataset: every sample checked before the model is even loaded
     with stage_data_context(finetuning_args):
         dataset_module = get_dataset(template, model_args, data_args, training_args, stage="action_cls", **tokenizer_module)
-    mode = finetuning_args.action_invalid_samples
-    for key in ("train_dataset", "eval_dataset"):
-        split = dataset_module.get(key)
-        if isinstance(split, dict):
-            dataset_module[key] = {
-                name: handle_problem_samples(ds, f"{key}[{name}]", mode, data_args.dataset_dir) for name, ds in split.items()
-            }
-        elif split is not None:
-            dataset_module[key] = handle_problem_samples(split, key.split("_")[0], mode, data_args.dataset_dir)
+    check_dataset_module(dataset_module, finetuning_args.action_invalid_samples, data_args.dataset_dir)
 
     # model with the head inside the module the Trainer wraps
     model = load_model(tokenizer, model_args, finetuning_args, training_args.do_train)
@@ -163,14 +155,8 @@ def run_action_cls(
     )
 
     if training_args.do_train:
-        train_result = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
-        trainer.save_model()
-        trainer.log_metrics("train", train_result.metrics)
-        trainer.save_metrics("train", train_result.metrics)
-        trainer.save_state()
-        if trainer.is_world_process_zero() and finetuning_args.plot_loss:
-            keys = ["loss", f"{METRIC_PREFIX}/accuracy", f"{METRIC_PREFIX}/loss_cls", "eval_loss", "eval_accuracy"]
-            plot_loss(training_args.output_dir, keys=keys)
+        plot_keys = [f"{METRIC_PREFIX}/accuracy", f"{METRIC_PREFIX}/loss_cls", "eval_loss", "eval_accuracy"]
+        train_and_save(trainer, training_args, finetuning_args, plot_keys)
 
     if training_args.do_eval:
         metrics = trainer.evaluate(metric_key_prefix="eval")

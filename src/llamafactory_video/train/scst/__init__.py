@@ -1,0 +1,4 @@
+from .workflow import run_scst
+
+
+__all__ = ["run_scst"]

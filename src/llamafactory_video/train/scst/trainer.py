@@ -1,0 +1,223 @@
+"""Trainer of the ``scst`` stage (seed 000, stage 2): self-critical sequence training of a video captioner.
+
+Each step, for B videos: K captions are sampled (no gradient, eval mode, the stage's own sampling settings
+passed explicitly so the checkpoint's generation_config cannot override them), a baseline is decoded
+(greedy / beam) or taken as the mean reward of the other samples, every caption is rewarded against ALL the
+video's references, and the policy gradient ``-(r - b) * mean_t log p`` is taken through one teacher-forced
+forward over the sampled captions (vocabulary logits for the caption positions only).
+"""
+
+import json
+import os
+from typing import Any, Optional
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from transformers.integrations import is_deepspeed_zero3_enabled
+from typing_extensions import override
+
+from ..._logging import get_logger
+from ...losses.scst import first_eos_mask, mean_of_others_baseline, scst_loss
+from ...metrics.captions import caption_metrics, tokenize
+from ..trainer_utils import VideoStageTrainer
+
+
+logger = get_logger(__name__)
+
+METRIC_PREFIX = "scst"
+VISUAL_KEYS = (("pixel_values_videos", "video_grid_thw"), ("pixel_values", "image_grid_thw"))
+PER_SAMPLE_KEYS = ("second_per_grid_ts",)
+
+
+def expand_visual_inputs(inputs: dict[str, Any], repeats: int) -> dict[str, Any]:
+    r"""Repeat each sample's visual inputs ``repeats`` times (sample-major, like ``num_return_sequences``).
+
+    ``pixel_values_videos`` ``(sum_i t_i h_i w_i, C)`` is split per sample by ``video_grid_thw`` ``(B, 3)``; one
+    video (or image) per sample, which the processor guarantees for caption data.
+    """
+    out = {}
+    for values_key, grid_key in VISUAL_KEYS:
+        if inputs.get(values_key) is None:
+            continue
+        grid = inputs[grid_key]
+        chunks = torch.split(inputs[values_key], grid.prod(-1).tolist(), dim=0)
+        out[values_key] = torch.cat([chunk for chunk in chunks for _ in range(repeats)], dim=0)
+        out[grid_key] = grid.repeat_interleave(repeats, dim=0)
+    for key in PER_SAMPLE_KEYS:
+        if inputs.get(key) is not None:
+            out[key] = torch.as_tensor(inputs[key]).repeat_interleave(repeats, dim=0)
+    return out
+
+
+class ScstTrainer(VideoStageTrainer):
+    metric_prefix = METRIC_PREFIX
+
+    def __init__(self, finetuning_args: Any, reward_fn: Any, eval_gen_kwargs: dict[str, Any], eos_token_ids: list[int],
+                 processor: Optional[Any] = None, **kwargs) -> None:
+        super().__init__(finetuning_args, processor=processor, **kwargs)
+        self.reward_fn = reward_fn
+        self.eos_token_ids = eos_token_ids
+        self.eval_gen_kwargs = dict(eval_gen_kwargs)
+        pad = self.processing_class.pad_token_id
+        common = dict(eos_token_id=eos_token_ids, pad_token_id=pad, use_cache=True,
+                      max_new_tokens=finetuning_args.scst_max_new_tokens,
+                      synced_gpus=is_deepspeed_zero3_enabled())  # ZeRO-3 ranks must step generate together
+        for key in ("repetition_penalty", "no_repeat_ngram_size", "min_new_tokens"):
+            if key in eval_gen_kwargs:
+                common[key] = eval_gen_kwargs[key]
+        # explicit kwargs: a checkpoint's generation_config (Qwen ships top_k 1, top_p 0.001) cannot override them
+        self.sample_kwargs = dict(common, do_sample=True, temperature=finetuning_args.scst_temperature,
+                                  top_p=finetuning_args.scst_top_p, top_k=finetuning_args.scst_top_k,
+                                  num_return_sequences=finetuning_args.scst_num_samples)
+        beams = finetuning_args.scst_beam_width if finetuning_args.scst_baseline == "beam" else 1
+        self.baseline_kwargs = dict(common, do_sample=False, num_beams=beams, num_return_sequences=1)
+
+    # ------------------------------------------------------------------------------------------------ generation
+    def _generate(self, model, inputs: dict[str, Any], **gen_kwargs) -> torch.Tensor:
+        r"""Generated tokens only, ``(B * num_return_sequences, G)``, in eval mode without gradient."""
+        unwrapped = self.accelerator.unwrap_model(model)
+        was_training = unwrapped.training
+        unwrapped.eval()
+        try:
+            with torch.no_grad():
+                sequences = unwrapped.generate(**inputs, **gen_kwargs)
+        finally:
+            unwrapped.train(was_training)
+        return sequences[:, inputs["input_ids"].shape[1]:]
+
+    def _decode(self, tokens: torch.Tensor) -> list[str]:
+        return [text.strip() for text in self.processing_class.batch_decode(tokens, skip_special_tokens=True)]
+
+    @staticmethod
+    def _model_inputs(inputs: dict[str, Any]) -> dict[str, Any]:
+        r"""The prompt batch ``generate`` takes: no labels, no precomputed positions (the model derives M-RoPE
+        positions from the attention mask), per-sample lists as tensors (Qwen2.5-VL expands them per sample)."""
+        drop = ("references", "categories", "sample_keys", "labels", "position_ids", "rope_deltas")
+        out = {k: v for k, v in inputs.items() if k not in drop}
+        for key in PER_SAMPLE_KEYS:
+            if isinstance(out.get(key), (list, tuple)):
+                out[key] = torch.tensor(out[key], device=out["input_ids"].device)
+        return out
+
+    # ------------------------------------------------------------------------------------------------ the loss
+    @override
+    def compute_loss(self, model, inputs, return_outputs=False, **kwargs):
+        references, keys = inputs["references"], inputs["sample_keys"]
+        prompt = self._model_inputs(inputs)
+        k = self.finetuning_args.scst_num_samples
+        batch = prompt["input_ids"].shape[0]
+
+        sampled = self._generate(model, prompt, **self.sample_kwargs)  # (B*K, G), sample-major
+        captions = self._decode(sampled)
+        rep_keys = [key for key in keys for _ in range(k)]
+        rep_refs = [refs for refs in references for _ in range(k)]
+        rewards, parts = self.reward_fn(captions, rep_keys, rep_refs)
+        self._check_finite(rewards, captions, rep_keys)
+        rewards_t = torch.tensor(rewards, dtype=torch.float32).view(batch, k)
+
+        if self.finetuning_args.scst_baseline == "mean":
+            baseline = mean_of_others_baseline(rewards_t)
+            identical = float("nan")
+        else:
+            base_captions = self._decode(self._generate(model, prompt, **self.baseline_kwargs))
+            base_rewards, _ = self.reward_fn(base_captions, keys, references)
+            self._check_finite(base_rewards, base_captions, keys)
+            baseline = torch.tensor(base_rewards, dtype=torch.float32).view(batch, 1).expand(batch, k)
+            identical = float(np.mean([c == base_captions[i // k] for i, c in enumerate(captions)]))
+        advantages = (rewards_t - baseline).flatten().to(self.args.device)
+
+        # teacher-forced pass over prompt + sampled caption; logits only for the caption positions
+        gen_len = sampled.shape[1]
+        mask = first_eos_mask(sampled, self.eos_token_ids)
+        forward = dict(expand_visual_inputs(prompt, k))
+        forward["input_ids"] = torch.cat([prompt["input_ids"].repeat_interleave(k, 0), sampled], dim=1)
+        forward["attention_mask"] = torch.cat(
+            [prompt["attention_mask"].repeat_interleave(k, 0), mask.to(prompt["attention_mask"].dtype)], dim=1
+        )
+        outputs = model(**forward, use_cache=False, logits_to_keep=gen_len + 1)
+        logits = outputs.logits[:, :-1].float()
+        logprobs = torch.gather(F.log_softmax(logits, dim=-1), 2, sampled.unsqueeze(-1)).squeeze(-1)
+        loss = scst_loss(logprobs, mask.to(logprobs.device), advantages)
+
+        if model.training:
+            self.record("reward_mean", rewards.mean())
+            self.record("reward_std", rewards_t.std(dim=1, unbiased=False).mean())
+            self.record("baseline_reward", baseline.mean())
+            self.record("advantage_mean", advantages.mean())
+            self.record("cider_d", parts["cider_d"].mean())
+            self.record("bleu_4", parts["bleu_4"].mean())
+            self.record("sample_length", np.mean([len(c.split()) for c in captions]))
+            if identical == identical:  # not NaN
+                self.record("frac_identical_to_baseline", identical)
+        return (loss, outputs) if return_outputs else loss
+
+    @staticmethod
+    def _check_finite(rewards: np.ndarray, captions: list[str], keys: list[Any]) -> None:
+        bad = [i for i, r in enumerate(rewards) if not np.isfinite(r)]
+        if bad:
+            listed = "; ".join(f"{keys[i]}: {captions[i]!r} -> {rewards[i]}" for i in bad[:10])
+            raise FloatingPointError(f"SCST reward is not finite for {len(bad)} caption(s), stopping: {listed}")
+
+    # ------------------------------------------------------------------------------------------------ eval / predict
+    def generate_captions(self, dataset: Any, description: str = "generating") -> list[dict[str, Any]]:
+        r"""Captions of every sample with the shared generation settings, gathered across ranks (rank order kept)."""
+        loader = self.get_eval_dataloader(dataset)
+        model = self.model
+        records: list[dict[str, Any]] = []
+        gen_kwargs = dict(self.eval_gen_kwargs, eos_token_id=self.eos_token_ids, synced_gpus=is_deepspeed_zero3_enabled(),
+                          pad_token_id=self.processing_class.pad_token_id, num_return_sequences=1)
+        for batch in loader:
+            batch = self._prepare_inputs(batch)
+            captions = self._decode(self._generate(model, self._model_inputs(batch), **gen_kwargs))
+            for key, caption, refs, category in zip(batch["sample_keys"], captions, batch["references"],
+                                                    batch["categories"]):
+                records.append({"id": key, "caption": caption, "references": refs, "category": category})
+        gathered = self.accelerator.gather_for_metrics(records, use_gather_object=True)
+        seen, unique = set(), []
+        for record in gathered:  # the last batch is padded with repeats under DDP
+            if record["id"] not in seen:
+                seen.add(record["id"])
+                unique.append(record)
+        return unique
+
+    @staticmethod
+    def caption_report(records: list[dict[str, Any]]) -> dict[str, Any]:
+        r"""BLEU-1..4, ROUGE-L, CIDEr-D (pycocoevalcap's numbers) overall and per category (METEOR: use the
+        ``llamafactory-video eval-captions`` tool on the written captions, it needs Java)."""
+
+        def scores(subset: list[dict[str, Any]]) -> dict[str, float]:
+            gts = {r["id"]: [tokenize(ref) for ref in r["references"]] for r in subset}
+            res = {r["id"]: [tokenize(r["caption"])] for r in subset}
+            return {k: v for k, v in caption_metrics(gts, res, with_meteor=False).items() if v is not None}
+
+        report: dict[str, Any] = scores(records)
+        categories = sorted({r["category"] for r in records if r["category"]})
+        if categories:
+            report["groups"] = {c: scores([r for r in records if r["category"] == c]) for c in categories}
+        return report
+
+    @override
+    def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval") -> dict[str, float]:
+        dataset = eval_dataset if eval_dataset is not None else self.eval_dataset
+        if isinstance(dataset, dict):
+            dataset = next(iter(dataset.values()))
+        records = self.generate_captions(dataset)
+        report = self.caption_report(records)
+        metrics = {f"{metric_key_prefix}_{k}": float(v) for k, v in report.items() if isinstance(v, (int, float))}
+        self.log(metrics)
+        self.last_eval = {"records": records, "report": report}
+        return metrics
+
+
+def write_captions(output_dir: str, prefix: str, records: list[dict[str, Any]], report: dict[str, Any]) -> list[str]:
+    r"""``<prefix>_captions.jsonl`` (id, caption, references, category) and ``<prefix>_caption_metrics.json``."""
+    os.makedirs(output_dir, exist_ok=True)
+    captions = os.path.join(output_dir, f"{prefix}_captions.jsonl")
+    with open(captions, "w", encoding="utf-8") as f:
+        for record in records:
+            f.write(json.dumps(record, ensure_ascii=False) + "\n")
+    metrics = os.path.join(output_dir, f"{prefix}_caption_metrics.json")
+    with open(metrics, "w", encoding="utf-8") as f:
+        json.dump(report, f, indent=2, ensure_ascii=False)
+    return [captions, metrics]

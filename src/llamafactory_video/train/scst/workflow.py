@@ -1,0 +1,102 @@
+"""Workflow of ``stage: scst`` (seed 000): tokenizer, template, dataset, reward, model, collator, trainer,
+train / eval / predict, plots. Start from an XE checkpoint (``adapter_name_or_path`` or a merged model)."""
+
+from typing import Any, Optional
+
+from llamafactory.data import get_dataset, get_template_and_fix_tokenizer
+from llamafactory.extras.constants import IGNORE_INDEX
+from llamafactory.model import load_model, load_tokenizer
+from llamafactory.train.trainer_utils import create_modelcard_and_push
+
+from ..._logging import get_logger
+from ...data.collator import ScstDataCollator, sample_key
+from ...data.context import stage_data_context
+from ...data.validation import check_dataset_module
+from ...hparams import parse_reward_weights
+from ...metrics.captions import tokenize
+from ...rewards.cider import CiderDScorer
+from ...rewards.scst import CaptionReward
+from ..trainer_utils import train_and_save
+from .trainer import METRIC_PREFIX, ScstTrainer, write_captions
+
+
+logger = get_logger(__name__)
+
+
+def build_reward(train_dataset: Any, finetuning_args: Any) -> CaptionReward:
+    r"""CIDEr-D document frequencies over ALL training references, once (the same on every rank)."""
+    corpus = {
+        sample_key(name, index): refs
+        for name, index, refs in zip(train_dataset["dataset_name"], train_dataset["sample_index"],
+                                     train_dataset["references"])
+    }
+    scorer = CiderDScorer(corpus, tokenize=tokenize)
+    logger.info_rank0(
+        f"CIDEr-D document frequencies from {scorer.num_documents} training videos "
+        f"({sum(len(r) for r in corpus.values())} references)."
+    )
+    return CaptionReward(scorer, parse_reward_weights(finetuning_args.scst_reward_weights),
+                         finetuning_args.scst_length_penalty, finetuning_args.scst_target_length)
+
+
+def run_scst(
+    model_args: Any,
+    data_args: Any,
+    training_args: Any,
+    finetuning_args: Any,
+    generating_args: Any,
+    callbacks: Optional[list[Any]] = None,
+) -> None:
+    tokenizer_module = load_tokenizer(model_args)
+    tokenizer = tokenizer_module["tokenizer"]
+    tokenizer.padding_side = "left"  # prompts are generated from
+    template = get_template_and_fix_tokenizer(tokenizer, data_args)
+
+    with stage_data_context(finetuning_args):
+        dataset_module = get_dataset(template, model_args, data_args, training_args, stage="scst", **tokenizer_module)
+    check_dataset_module(dataset_module, "error", data_args.dataset_dir)
+
+    train_dataset = dataset_module.get("train_dataset")
+    reward_source = train_dataset if train_dataset is not None else dataset_module["eval_dataset"]
+    if isinstance(reward_source, dict):
+        reward_source = next(iter(reward_source.values()))
+    reward_fn = build_reward(reward_source, finetuning_args)
+
+    model = load_model(tokenizer, model_args, finetuning_args, training_args.do_train)
+    eos_ids = [tokenizer.eos_token_id] + [tokenizer.convert_tokens_to_ids(word) for word in template.stop_words]
+    eos_ids = list(dict.fromkeys(i for i in eos_ids if i is not None))
+    eval_gen_kwargs = generating_args.to_dict(obey_generation_config=True)
+    eval_gen_kwargs.pop("skip_special_tokens", None)
+
+    data_collator = ScstDataCollator(template=template, model=None, label_pad_token_id=IGNORE_INDEX,
+                                     **tokenizer_module)
+    trainer = ScstTrainer(
+        model=model,
+        args=training_args,
+        finetuning_args=finetuning_args,
+        reward_fn=reward_fn,
+        eval_gen_kwargs=eval_gen_kwargs,
+        eos_token_ids=eos_ids,
+        data_collator=data_collator,
+        callbacks=callbacks,
+        **dataset_module,
+        **tokenizer_module,
+    )
+
+    if training_args.do_train:
+        plot_keys = [f"{METRIC_PREFIX}/{k}" for k in ("reward_mean", "baseline_reward", "cider_d", "advantage_mean",
+                                                       "sample_length")] + ["eval_cider"]
+        train_and_save(trainer, training_args, finetuning_args, plot_keys)
+
+    for flag, prefix in ((training_args.do_eval, "eval"), (training_args.do_predict, "predict")):
+        if not flag:
+            continue
+        metrics = trainer.evaluate(metric_key_prefix=prefix)
+        trainer.log_metrics(prefix, metrics)
+        trainer.save_metrics(prefix, metrics)
+        if trainer.is_world_process_zero():
+            paths = write_captions(training_args.output_dir, prefix, trainer.last_eval["records"],
+                                   trainer.last_eval["report"])
+            logger.info_rank0(f"Saved {prefix} captions and metrics to {', '.join(paths)}.")
+
+    create_modelcard_and_push(trainer, model_args, data_args, training_args, finetuning_args)

@@ -1,0 +1,61 @@
+"""Pieces every plugin stage's trainer and workflow share (no stage imports another stage; they all import this)."""
+
+from collections import defaultdict
+from typing import Any, Optional
+
+import numpy as np
+from llamafactory.extras.ploting import plot_loss
+from llamafactory.train.callbacks import SaveProcessorCallback
+from llamafactory.train.trainer_utils import create_custom_optimizer, create_custom_scheduler
+from transformers import Trainer
+from typing_extensions import override
+
+
+class VideoStageTrainer(Trainer):
+    r"""The host's trainer conventions (custom optimizers and schedulers, processor saved with checkpoints) plus
+    TRL-style per-step metrics: ``self.record(name, value)`` during a training step; ``log()`` averages them over
+    the logging window under ``<metric_prefix>/<name>``."""
+
+    metric_prefix = "video"
+
+    def __init__(self, finetuning_args: Any, processor: Optional[Any] = None, **kwargs) -> None:
+        kwargs["processing_class"] = kwargs.pop("tokenizer")
+        super().__init__(**kwargs)
+        self.model_accepts_loss_kwargs = False  # our losses are per-micro-batch means
+        self.finetuning_args = finetuning_args
+        self._step_metrics: dict[str, list[float]] = defaultdict(list)
+        if processor is not None:
+            self.add_callback(SaveProcessorCallback(processor))
+
+    def record(self, name: str, value: float) -> None:
+        self._step_metrics[name].append(float(value))
+
+    @override
+    def create_optimizer(self, *args, **kwargs):
+        if self.optimizer is None:
+            self.optimizer = create_custom_optimizer(self.model, self.args, self.finetuning_args)
+        return super().create_optimizer(*args, **kwargs)
+
+    @override
+    def create_scheduler(self, num_training_steps: int, optimizer=None):
+        create_custom_scheduler(self.args, num_training_steps, optimizer)
+        return super().create_scheduler(num_training_steps, optimizer)
+
+    @override
+    def log(self, logs: dict[str, float], *args, **kwargs) -> None:
+        if "loss" in logs and self._step_metrics:
+            for key, values in self._step_metrics.items():
+                logs[f"{self.metric_prefix}/{key}"] = round(float(np.mean(values)), 4)
+            self._step_metrics.clear()
+        super().log(logs, *args, **kwargs)
+
+
+def train_and_save(trainer: Trainer, training_args: Any, finetuning_args: Any, plot_keys: list[str]) -> None:
+    r"""The host workflows' training block: train (resuming if asked), save, metrics, state, curves."""
+    train_result = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
+    trainer.save_model()
+    trainer.log_metrics("train", train_result.metrics)
+    trainer.save_metrics("train", train_result.metrics)
+    trainer.save_state()
+    if trainer.is_world_process_zero() and finetuning_args.plot_loss:
+        plot_loss(training_args.output_dir, keys=["loss"] + plot_keys)
