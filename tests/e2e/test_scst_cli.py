@@ -75,3 +75,18 @@ def test_scst_two_rank_ddp_with_mean_baseline(xe_model, caption_data, tmp_path):
     assert "world size: 2" in proc.stdout + proc.stderr
     logs = [e for e in read_json(os.path.join(out, "trainer_state.json"))["log_history"] if "scst/reward_mean" in e]
     assert len(logs) == 2 and "scst/frac_identical_to_baseline" not in logs[0]
+
+
+def test_scst_continues_a_lora_xe_adapter_with_beam_baseline(tiny_qwen25vl, caption_data, tmp_path):
+    xe = str(tmp_path / "xe_lora")
+    run_cli(dict(VIDEO, model_name_or_path=tiny_qwen25vl, stage="sft", do_train=True, finetuning_type="lora",
+                 lora_rank=4, dataset_dir=caption_data["output_dir"], dataset=caption_data["train_sft_dataset"],
+                 output_dir=xe, max_steps=2, per_device_train_batch_size=4), str(tmp_path), "xe_lora")
+    out = str(tmp_path / "scst_lora")
+    config = scst_config(tiny_qwen25vl, caption_data, out, finetuning_type="lora", adapter_name_or_path=xe,
+                         scst_baseline="beam", scst_beam_width=2, max_steps=1, do_eval=False, logging_steps=1,
+                         per_device_train_batch_size=2, plot_loss=False)
+    run_cli(config, str(tmp_path), "scst_lora")
+    assert os.path.isfile(os.path.join(out, "adapter_model.safetensors"))
+    logs = [e for e in read_json(os.path.join(out, "trainer_state.json"))["log_history"] if "scst/reward_mean" in e]
+    assert len(logs) == 1 and "scst/frac_identical_to_baseline" in logs[0]

@@ -404,3 +404,21 @@ def test_eval_captions_reports_bad_inputs(tmp_path, capsys):
     preds.write_text('{"id": "video0", "text": "a man"}\n')
     assert main(["eval-captions", "--predictions", str(preds), "--references", str(refs), "--no-meteor"]) == 2
     assert '"id" and "caption"' in capsys.readouterr().err
+
+
+def test_eval_captions_reads_references_embedded_by_the_scst_stage(tmp_path, corpus, capsys, monkeypatch):
+    monkeypatch.setattr(cm.shutil, "which", lambda name: None)
+    gts, res = corpus
+    keys = sorted(gts)[:10]
+    groups = {k: ("sports" if i % 2 else "animation") for i, k in enumerate(keys)}
+    preds = tmp_path / "eval_captions.jsonl"  # what `stage: scst` writes
+    preds.write_text("".join(json.dumps({"id": k, "caption": res[k][0], "references": gts[k],
+                                         "category": groups[k]}) + "\n" for k in keys))
+    out = tmp_path / "scores.json"
+    assert main(["eval-captions", "--predictions", str(preds), "--output", str(out), "--tokenizer", "none"]) == 0
+    result = json.loads(out.read_text())
+    assert result["cider"] == pytest.approx(_expected(corpus, keys, False)["cider"], abs=1e-12)
+    assert set(result["groups"]) == {"sports", "animation"}
+    preds.write_text(json.dumps({"id": "x", "caption": "a man"}) + "\n")
+    assert main(["eval-captions", "--predictions", str(preds)]) == 2
+    assert 'no "references" in the line; pass --references FILE' in capsys.readouterr().err

@@ -81,3 +81,24 @@ def test_caption_reward_mix_and_length_penalty():
     np.testing.assert_allclose(total, expected)
     assert parts["cider_d"][0] > parts["cider_d"][1] > 0
     np.testing.assert_allclose(length_penalty(["a b c", "a"], 0.5, 2), [0.5, 0.5])
+
+
+def test_non_finite_reward_stops_with_the_captions():
+    from llamafactory_video.train.scst.trainer import ScstTrainer
+
+    expected = r"not finite for 1 caption\(s\), stopping: v#3: 'a red square' -> nan"
+    with pytest.raises(FloatingPointError, match=expected):
+        ScstTrainer._check_finite(np.array([0.5, np.nan]), ["fine", "a red square"], ["v#1", "v#3"])
+    ScstTrainer._check_finite(np.array([0.5, 1.0]), ["a", "b"], ["k1", "k2"])
+
+
+def test_expand_visual_inputs_repeats_each_sample():
+    from llamafactory_video.train.scst.trainer import expand_visual_inputs
+
+    grid = torch.tensor([[1, 2, 2], [2, 2, 2]])  # 4 and 8 patch rows
+    pixels = torch.arange(12).float().unsqueeze(-1)
+    out = expand_visual_inputs({"pixel_values_videos": pixels, "video_grid_thw": grid,
+                                "second_per_grid_ts": [0.5, 1.0]}, 2)
+    assert out["pixel_values_videos"].flatten().tolist() == [0, 1, 2, 3] * 2 + list(range(4, 12)) * 2
+    assert out["video_grid_thw"].tolist() == [[1, 2, 2], [1, 2, 2], [2, 2, 2], [2, 2, 2]]
+    assert out["second_per_grid_ts"].tolist() == [0.5, 0.5, 1.0, 1.0]

@@ -40,7 +40,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--predictions", required=True, metavar="FILE",
                         help='JSONL of {"id", "caption"}, or LlamaFactory\'s generated_predictions.jsonl '
                              "(ids = 0-based line numbers)")
-    parser.add_argument("--references", required=True, metavar="FILE", help="JSON {id: [caption, ...]}")
+    parser.add_argument("--references", metavar="FILE",
+                        help="JSON {id: [caption, ...]}; omit it for the scst stage's <prefix>_captions.jsonl, whose "
+                             'lines carry "references" (and "category", used as the groups when --groups is omitted)')
     parser.add_argument("--groups", metavar="FILE", help="JSON {id: group}: also report every group")
     parser.add_argument("--output", metavar="FILE", help="write the scores as JSON")
     parser.add_argument("--tokenizer", choices=("builtin", "ptb", "none"), default="builtin",
@@ -112,6 +114,26 @@ def load_references(path: str) -> dict[str, list[str]]:
             raise InputError(f"references[{key!r}] is empty")
         references[str(key)] = refs
     return references
+
+
+def load_embedded_references(path: str) -> tuple[dict[str, list[str]], dict[str, str]]:
+    """``({id: references}, {id: category})`` from prediction lines that carry them (the scst stage's output)."""
+    references: dict[str, list[str]] = {}
+    groups: dict[str, str] = {}
+    with open(path, encoding="utf-8") as f:
+        for line_no, line in enumerate(f):
+            if not line.strip():
+                continue
+            record = json.loads(line)
+            if "references" not in record:
+                raise InputError(f'{path}:{line_no + 1}: no "references" in the line; pass --references FILE')
+            refs = record["references"]
+            if not isinstance(refs, list) or not refs or not all(isinstance(r, str) for r in refs):
+                raise InputError(f'{path}:{line_no + 1}: "references" must be a non-empty list of strings')
+            references[str(record["id"])] = refs
+            if record.get("category"):
+                groups[str(record["id"])] = str(record["category"])
+    return references, groups
 
 
 def load_groups(path: str) -> dict[str, str]:
@@ -213,8 +235,12 @@ def format_table(result: dict) -> str:
 def run(args: argparse.Namespace) -> int:
     try:
         predictions, fmt = load_predictions(args.predictions)
-        references = load_references(args.references)
-        groups = load_groups(args.groups) if args.groups else None
+        if args.references:
+            references = load_references(args.references)
+            groups = load_groups(args.groups) if args.groups else None
+        else:
+            references, embedded_groups = load_embedded_references(args.predictions)
+            groups = load_groups(args.groups) if args.groups else (embedded_groups or None)
         result, warnings = evaluate(predictions, references, groups, args.tokenizer, not args.no_meteor)
     except InputError as err:
         print(f"error: {err}", file=sys.stderr)
