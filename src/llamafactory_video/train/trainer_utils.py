@@ -51,7 +51,10 @@ class VideoStageTrainer(Trainer):
 
 
 def train_and_save(trainer: Trainer, training_args: Any, finetuning_args: Any, plot_keys: list[str]) -> None:
-    r"""The host workflows' training block: train (resuming if asked), save, metrics, state, curves."""
+    r"""The host workflows' training block: train (resuming if asked), save, metrics, state, curves (``eval_*``
+    curves only when the run evaluates during training)."""
+    if str(getattr(training_args.eval_strategy, "value", training_args.eval_strategy)) == "no":
+        plot_keys = [key for key in plot_keys if not key.startswith("eval_")]
     train_result = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
     trainer.save_model()
     trainer.log_metrics("train", train_result.metrics)
