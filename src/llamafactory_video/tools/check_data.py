@@ -451,17 +451,17 @@ def _check_labels(samples: list[_Sample], column: str, names_path: Optional[str]
 
 
 def _check_references(samples: list[_Sample], column: str) -> dict[str, Any]:
+    from ..data.processor.scst import check_references  # the same rule the scst stage applies
+
     per_sample: list[int] = []
     invalid = 0
     for s in samples:
         if not isinstance(s.record, dict) or column not in s.record:
             continue
-        refs = s.record.get(column)
-        if isinstance(refs, str):
-            refs = [refs]
-        if not isinstance(refs, list) or not refs or not all(isinstance(r, str) and r.strip() for r in refs):
+        refs, problem = check_references(s.record.get(column))
+        if problem:
             invalid += 1
-            s.add("bad_references", f"`{column}` must be a non-empty list of non-empty strings, got {refs!r:.80}")
+            s.add("bad_references", f"`{column}`: {problem}")
             continue
         per_sample.append(len(refs))
     return {"column": column, "per_sample": _stats(per_sample), "total": sum(per_sample), "invalid": invalid}
