@@ -21,7 +21,7 @@ def plot_confusion_matrix(matrix: Sequence[Sequence[int]], labels: Sequence[str]
     counts = np.asarray(matrix)
     rows = counts.sum(axis=1, keepdims=True)
     norm = np.divide(counts, np.maximum(rows, 1))
-    size = max(4.0, 0.45 * len(labels) + 2)
+    size = max(6.0, 0.45 * len(labels) + 3)
     fig, ax = plt.subplots(figsize=(size, size))
     ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
     ax.set_xticks(range(len(labels)), labels, rotation=60, ha="right", fontsize=8)
@@ -34,7 +34,7 @@ def plot_confusion_matrix(matrix: Sequence[Sequence[int]], labels: Sequence[str]
                 if counts[i, j]:
                     ax.text(j, i, str(counts[i, j]), ha="center", va="center", fontsize=7,
                             color="white" if norm[i, j] > 0.5 else "black")
-    ax.set_title(title or "confusion matrix")
+    ax.set_title(title or "confusion matrix", fontsize=10, wrap=True)
     fig.tight_layout()
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     fig.savefig(path, dpi=100)
