@@ -1,16 +1,21 @@
 #!/usr/bin/env python
-"""`action_cls` training step: our route against the seed's `output_hidden_states` route.
+"""`action_cls` training step: our route against the seed's `output_hidden_states` route and a stock `sft` step.
 
 * ``ours``:  the input ends at ``<ACTION>`` (the answer cannot influence a causal model's ``<ACTION>`` state) and
   the backbone projects ONE position onto the vocabulary (``logits_to_keep=1``);
 * ``seed``:  the seed's ``compute_loss``: the whole conversation, ``model(**inputs, output_hidden_states=True)``
-  (vocabulary logits for every position), hidden state at ``<ACTION>``, head, CE.
+  (vocabulary logits for every position), hidden state at ``<ACTION>``, head, CE;
+* ``sft``:   LlamaFactory's stock ``sft`` step on the same batch as ``seed`` (whole conversation), with LM labels on
+  the assistant answer only (prompt tokens ``-100``, as the sft data processor masks them):
+  ``model(**batch, labels=labels).loss.backward()``; no head.
 
-Both run forward + backward (embedding and lm_head frozen, as under LoRA) on the same videos through a Qwen2.5-VL built from a config (random weights,
-realistic 151,936-token vocabulary unless ``--vocab``), the same head, the same batch. Step time: the two
-routes alternate step by step in one process after a warm-up; median and spread. Peak memory: on CUDA
-``max_memory_allocated`` per route; on CPU each route's first step runs in a fresh subprocess and the peak
-RSS above the pre-step RSS (sampled by a thread) is reported. Ratios are seed / ours. No timing assertions anywhere.
+All three run forward + backward (embedding and lm_head frozen, as under LoRA) on the same videos through a
+Qwen2.5-VL built from a config (random weights, realistic 151,936-token vocabulary unless ``--vocab``), the same
+head, the same batch. Step time: the three routes alternate step by step in one process after a warm-up (the order
+rotates every step); median and spread.
+Peak memory: on CUDA ``max_memory_allocated`` per route; on CPU each route's first step runs in a fresh subprocess
+and the peak RSS above the pre-step RSS (sampled by a thread) is reported. Ratios are seed / ours and sft / ours
+(higher = ours cheaper). No timing assertions anywhere.
 
     python bench/action_cls_step.py [--quick] [--device cpu|cuda] [--hidden 256 --layers 4 --batch 4]
 """
@@ -24,12 +29,14 @@ import statistics
 import subprocess
 import sys
 import time
+from typing import Any
 
 import numpy as np
 import torch
 
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+ROUTES = ("ours", "seed", "sft")
 ANSWER = "The person in the video is performing the action slowly and carefully in front of a plain background."
 
 
@@ -54,7 +61,8 @@ def build(args):
         module.weight.requires_grad_(False)  # frozen as under LoRA (the <ACTION> row lives in the head)
     token_id = tokenizer.convert_tokens_to_ids("<ACTION>")
     embed = model.get_input_embeddings()
-    head = ActionHead(ActionHeadConfig(hidden_size=args.hidden, num_classes=101), token_id, embed.weight[:token_id].float().mean(0))
+    head = ActionHead(ActionHeadConfig(hidden_size=args.hidden, num_classes=101), token_id,
+                      embed.weight[:token_id].float().mean(0))
     attach_action_head(model, head.to(args.device))
 
     rng = np.random.default_rng(0)
@@ -62,18 +70,38 @@ def build(args):
     clips = [render_clip(classes[i % 4], rng, size=args.size, num_frames=args.frames) for i in range(args.batch)]
     prompt = "<|im_start|>user\n<|vision_start|><|video_pad|><|vision_end|>What action is being performed?<ACTION>"
     routes = {}
-    for name, text in (("ours", prompt), ("seed", prompt + f"<|im_end|>\n<|im_start|>assistant\n{ANSWER}<|im_end|>\n")):
+    conversation = prompt + f"<|im_end|>\n<|im_start|>assistant\n{ANSWER}<|im_end|>\n"
+    for name, text in (("ours", prompt), ("seed", conversation)):
         batch = processor(text=[text] * args.batch, videos=[list(c) for c in clips], return_tensors="pt", padding=True)
         batch = {k: v.to(args.device) for k, v in batch.items()}
         batch.pop("mm_token_type_ids", None)
         routes[name] = batch
+    answer_len = len(tokenizer(f"{ANSWER}<|im_end|>\n", add_special_tokens=False)["input_ids"])
+    routes["sft"] = dict(routes["seed"], labels=answer_labels(routes["seed"], answer_len))
     labels = torch.arange(args.batch, device=args.device) % 101
     return model, head, token_id, routes, labels
+
+
+def answer_labels(batch: dict[str, Any], answer_len: int) -> torch.Tensor:
+    r"""LM labels of the stock ``sft`` step: the last ``answer_len`` real tokens of each row (the assistant answer and
+    its end tokens) keep their ids, everything else (prompt, video, padding) is ``-100``."""
+    input_ids, mask = batch["input_ids"], batch["attention_mask"].bool()
+    labels = torch.full_like(input_ids, -100)
+    positions = torch.arange(input_ids.shape[1], device=input_ids.device).expand_as(input_ids)
+    last = torch.where(mask, positions, torch.full_like(positions, -1)).max(dim=-1, keepdim=True).values
+    keep = mask & (positions > last - answer_len)
+    labels[keep] = input_ids[keep]
+    return labels
 
 
 def step(model, head, token_id, batch, labels, route):
     from llamafactory_video.losses import action_cls_loss, gather_token_hidden
 
+    if route == "sft":  # the stock step: LM loss on the answer, no head
+        loss = model(**batch, use_cache=False).loss
+        loss.backward()
+        model.zero_grad(set_to_none=True)
+        return loss.item()
     if route == "ours":
         out = model(**batch, output_hidden_states=True, use_cache=False, logits_to_keep=1)
     else:
@@ -111,7 +139,22 @@ def memory_child(args) -> None:
     done.set()
     thread.join()
     peak = max(samples)
-    print(json.dumps({"peak_above_start_mb": max(0, peak - before) / 2**20, "tokens": int(routes[args.route]["input_ids"].shape[1])}))
+    print(json.dumps({"peak_above_start_mb": max(0, peak - before) / 2**20,
+                      "tokens": int(routes[args.route]["input_ids"].shape[1])}))
+
+
+def time_summary(values: list[float]) -> dict:
+    """Median, spread (min, max, p10, p90) and the raw values of one route's step times (seconds)."""
+    ordered = sorted(values)
+
+    def pct(q: float) -> float:
+        pos = (len(ordered) - 1) * q / 100
+        lo = int(pos)
+        hi = min(lo + 1, len(ordered) - 1)
+        return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
+
+    return {"median": statistics.median(values), "min": ordered[0], "max": ordered[-1], "p10": pct(10), "p90": pct(90),
+            "n": len(values), "values": [round(v, 6) for v in values]}
 
 
 def main() -> int:
@@ -138,12 +181,14 @@ def main() -> int:
         return 0
 
     torch.manual_seed(0)
+    print(f"building the model (hidden {args.hidden}, {args.layers} layers, vocab {args.vocab}) ...", flush=True)
     model, head, token_id, routes, labels = build(args)
-    times = {"ours": [], "seed": []}
-    for route in ("ours", "seed"):  # warm-up
+    times = {route: [] for route in ROUTES}
+    for route in ROUTES:  # warm-up
         step(model, head, token_id, routes[route], labels, route)
-    for _ in range(args.steps):
-        for route in ("ours", "seed"):
+    print(f"timing {args.steps} steps per route ...", flush=True)
+    for index in range(args.steps):
+        for route in ROUTES[index % len(ROUTES):] + ROUTES[:index % len(ROUTES)]:  # rotate the order
             if args.device == "cuda":
                 torch.cuda.synchronize()
             start = time.perf_counter()
@@ -153,7 +198,8 @@ def main() -> int:
             times[route].append(time.perf_counter() - start)
 
     memory = {}
-    for route in ("ours", "seed"):
+    print("peak memory per route ...", flush=True)
+    for route in ROUTES:
         if args.device == "cuda":
             torch.cuda.empty_cache()
             torch.cuda.reset_peak_memory_stats()
@@ -170,26 +216,31 @@ def main() -> int:
     result = {
         "benchmark": "action_cls_step",
         "device": args.device,
-        "device_name": torch.cuda.get_device_name() if args.device == "cuda" else platform.processor() or platform.machine(),
+        "device_name": (torch.cuda.get_device_name() if args.device == "cuda"
+                        else platform.processor() or platform.machine()),
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "python": platform.python_version(),
                     "torch": torch.__version__},
         "when": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "config": {k: getattr(args, k) for k in ("hidden", "layers", "vocab", "batch", "frames", "size", "pixels", "steps")},
+        "config": {k: getattr(args, k)
+                   for k in ("hidden", "layers", "vocab", "batch", "frames", "size", "pixels", "steps")},
         "tokens": {route: int(batch["input_ids"].shape[1]) for route, batch in routes.items()},
-        "step_time_s": {route: {"median": statistics.median(v), "min": min(v), "max": max(v)} for route, v in times.items()},
+        "step_time_s": {route: time_summary(v) for route, v in times.items()},
         "peak_memory_mb": memory,
     }
-    result["ratio_seed_over_ours"] = {
-        "step_time": result["step_time_s"]["seed"]["median"] / result["step_time_s"]["ours"]["median"],
-        "peak_memory": memory["seed"] / max(memory["ours"], 1e-9),
-    }
-    print(f"action_cls step on {args.device} (hidden {args.hidden}, {args.layers} layers, vocab {args.vocab}, batch {args.batch}):")
-    for route in ("ours", "seed"):
+    for peer in ("seed", "sft"):
+        result[f"ratio_{peer}_over_ours"] = {
+            "step_time": result["step_time_s"][peer]["median"] / result["step_time_s"]["ours"]["median"],
+            "peak_memory": memory[peer] / max(memory["ours"], 1e-9),
+        }
+    print(f"action_cls step on {args.device} (hidden {args.hidden}, {args.layers} layers, vocab {args.vocab}, "
+          f"batch {args.batch}):")
+    for route in ROUTES:
         t = result["step_time_s"][route]
         print(f"  {route:5s} {result['tokens'][route]:4d} tokens  step {t['median'] * 1000:8.1f} ms "
               f"[{t['min'] * 1000:.1f}-{t['max'] * 1000:.1f}]  peak +{memory[route]:8.1f} MiB")
-    r = result["ratio_seed_over_ours"]
-    print(f"  seed / ours: step time x{r['step_time']:.2f}, peak memory x{r['peak_memory']:.2f}")
+    for peer in ("seed", "sft"):
+        r = result[f"ratio_{peer}_over_ours"]
+        print(f"  {peer} / ours: step time x{r['step_time']:.2f}, peak memory x{r['peak_memory']:.2f}")
     output = args.output or os.path.join(HERE, "results", f"action_cls_step_{args.device}.json")
     os.makedirs(os.path.dirname(output), exist_ok=True)
     with open(output, "w", encoding="utf-8") as f:

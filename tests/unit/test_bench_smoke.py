@@ -77,6 +77,7 @@ def test_action_cls_step_bench_quick(tmp_path):
     )
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
     results = json.loads(output.read_text())
-    assert set(results["step_time_s"]) == set(results["peak_memory_mb"]) == {"ours", "seed"}
+    assert set(results["step_time_s"]) == set(results["peak_memory_mb"]) == {"ours", "seed", "sft"}
     assert results["tokens"]["ours"] < results["tokens"]["seed"]  # the prompt ends at <ACTION>
-    assert {"step_time", "peak_memory"} == set(results["ratio_seed_over_ours"])
+    assert results["tokens"]["sft"] == results["tokens"]["seed"]  # the stock sft step sees the same batch
+    assert {"step_time", "peak_memory"} == set(results["ratio_seed_over_ours"]) == set(results["ratio_sft_over_ours"])

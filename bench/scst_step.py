@@ -1,0 +1,304 @@
+#!/usr/bin/env python
+"""`scst` training step broken into its phases, so the bottleneck is visible.
+
+One step of the ``scst`` stage (``ScstTrainer.compute_loss``) on B videos with K samples each, phase by phase:
+
+* ``generate_samples``: ``generate`` of K sampled captions per video (eval mode, no gradient, the stage's sampling
+  settings: temperature 0.7, top-p 0.9, top-k 50, ``scst_max_new_tokens``);
+* ``generate_baseline``: the greedy baseline caption per video (``--baseline greedy``, the stage default; skipped
+  with ``--baseline mean``);
+* ``reward``: decoding the tokens and ``CaptionReward`` (CIDEr-D with document frequencies over a training corpus,
+  ``CiderDScorer``; BLEU-4 is computed too, as in training) for the samples and the baseline;
+* ``forward_backward``: the teacher-forced forward over prompt + sampled captions (vocabulary logits for the caption
+  positions only, ``logits_to_keep``), log-softmax, the SCST loss and ``backward``.
+
+Model: a Qwen2.5-VL built by ``build_tiny_model`` (trained tokenizer + real processor), random weights from the
+config, with a realistic 151,936-row vocabulary unless ``--vocab`` (embedding and ``lm_head`` frozen as under
+LoRA). The ``lm_head`` rows past the tokenizer's ~2k tokens are zeroed so that samples decode to text (the
+vocabulary matmul is still computed in full). Videos: synthetic clips through the processor, as in
+``bench/action_cls_step.py``. References: the MSR-VTT-like corpus of ``bench/caption_reward.py`` (20 per video).
+
+Random weights generate random words, so the captions usually run to ``--max-new-tokens``: the generation figures
+are the worst case of a trained model. ``reward_realistic_s`` times the reward on MSR-VTT-like captions of the same
+count for comparison (not part of the step). Median and spread over ``--steps`` steps after one warm-up step; no
+timing assertions anywhere.
+
+    python bench/scst_step.py [--quick] [--device cpu|cuda] [--hidden 256 --layers 4 --vocab 151936]
+                              [--batch 4 --samples 5 --max-new-tokens 32 --steps 5] [--output FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import random
+import sys
+import time
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from caption_reward import make_caption, make_corpus, summarize  # bench/ is on sys.path (script directory)
+
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+PROMPT = ("<|im_start|>user\n<|vision_start|><|video_pad|><|vision_end|>Describe this video in one sentence."
+          "<|im_end|>\n<|im_start|>assistant\n")
+PHASES = ("generate_samples", "generate_baseline", "reward", "forward_backward")
+
+
+def build(args: argparse.Namespace) -> dict[str, Any]:
+    """Model, processor batch, reward and generation settings of the benchmark."""
+    from transformers import AutoConfig, AutoModelForImageTextToText, AutoTokenizer
+
+    from llamafactory_video.rewards import CiderDScorer
+    from llamafactory_video.rewards.scst import CaptionReward
+    from llamafactory_video.testing.synthetic_videos import action_classes, render_clip
+    from llamafactory_video.testing.tiny_model import build_tiny_model, build_tiny_processor
+    from llamafactory_video.train.scst.trainer import ScstTrainer
+
+    cache = os.path.join(args.workdir, f"qwen2_5_vl_h{args.hidden}_l{args.layers}_v{args.vocab}")
+    if not os.path.isfile(os.path.join(cache, "config.json")):
+        build_tiny_model(cache, hidden_size=args.hidden, num_layers=args.layers, vocab_size=args.vocab)
+    tokenizer = AutoTokenizer.from_pretrained(cache)
+    processor = build_tiny_processor(tokenizer, max_pixels=args.pixels, min_pixels=56 * 56)
+    dtype = torch.bfloat16 if args.device == "cuda" else torch.float32
+    torch.manual_seed(0)
+    model = AutoModelForImageTextToText.from_config(AutoConfig.from_pretrained(cache), dtype=dtype)
+    with torch.no_grad():  # samples decode to text: no logit for rows the tokenizer cannot decode
+        model.get_output_embeddings().weight[len(tokenizer):] = 0
+    model = model.to(args.device).train()
+    for module in (model.get_input_embeddings(), model.get_output_embeddings()):
+        module.weight.requires_grad_(False)  # frozen as under LoRA
+
+    rng = np.random.default_rng(0)
+    classes = action_classes(4)
+    clips = [render_clip(classes[i % 4], rng, size=args.size, num_frames=args.frames) for i in range(args.batch)]
+    batch = processor(text=[PROMPT] * args.batch, videos=[list(c) for c in clips], return_tensors="pt", padding=True)
+    batch.pop("mm_token_type_ids", None)
+    prompt = ScstTrainer._model_inputs({k: v.to(args.device) if torch.is_tensor(v) else v for k, v in batch.items()})
+
+    corpus, topics = make_corpus(args.corpus_videos, 20, seed=0)
+    started = time.perf_counter()
+    scorer = CiderDScorer(corpus)
+    scorer_build_s = time.perf_counter() - started
+    keys = [f"video{i}" for i in range(args.batch)]
+    eos_ids = [tokenizer.convert_tokens_to_ids(t) for t in ("<|im_end|>", "<|endoftext|>")]
+    return {
+        "model": model, "prompt": prompt, "keys": keys,
+        "decode": lambda tokens: [c.strip() for c in tokenizer.batch_decode(tokens, skip_special_tokens=True)],
+        "references": [corpus[k] for k in keys], "topics": [topics[k] for k in keys],
+        "reward": CaptionReward(scorer, {"cider_d": 1.0}), "eos_ids": eos_ids,
+        "scorer": {"build_s": scorer_build_s, "corpus_videos": args.corpus_videos, "refs_per_video": 20,
+                   "distinct_ngrams": len(scorer.document_frequency)},
+        **generation_kwargs(eos_ids, tokenizer.pad_token_id, args.samples, args.max_new_tokens),
+    }
+
+
+def generation_kwargs(eos_ids: list[int], pad_id: int, samples: int, max_new_tokens: int,
+                      min_new_tokens: int | None = None) -> dict[str, dict[str, Any]]:
+    """``{"sample_kwargs", "baseline_kwargs"}`` of ``generate``, as ``ScstTrainer`` builds them (stage defaults:
+    temperature 0.7, top-p 0.9, top-k 50; greedy baseline)."""
+    common: dict[str, Any] = dict(eos_token_id=eos_ids, pad_token_id=pad_id, use_cache=True,
+                                  max_new_tokens=max_new_tokens)
+    if min_new_tokens:
+        common["min_new_tokens"] = min_new_tokens
+    return {
+        "sample_kwargs": dict(common, do_sample=True, temperature=0.7, top_p=0.9, top_k=50,
+                              num_return_sequences=samples),
+        "baseline_kwargs": dict(common, do_sample=False, num_beams=1, num_return_sequences=1),
+    }
+
+
+def _sync(device: str) -> None:
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+def generate(model: torch.nn.Module, prompt: dict[str, Any], **kwargs: Any) -> torch.Tensor:
+    """Generated tokens only, in eval mode without gradient (as ``ScstTrainer._generate``)."""
+    model.eval()
+    try:
+        with torch.no_grad():
+            sequences = model.generate(**prompt, **kwargs)
+    finally:
+        model.train()
+    return sequences[:, prompt["input_ids"].shape[1]:]
+
+
+def scst_step(ctx: dict[str, Any], args: argparse.Namespace) -> tuple[dict[str, float], dict[str, float]]:
+    """One SCST step; returns ``({phase: seconds}, {"generated_tokens": ..., "caption_words": ...})``.
+
+    ``ctx``: ``model``, ``prompt`` (the processor batch), ``keys`` / ``references`` of the B videos, ``decode``
+    (generated tokens -> captions), ``reward`` (a ``CaptionReward``), ``eos_ids``, ``sample_kwargs``,
+    ``baseline_kwargs``; ``args``: ``samples`` (K), ``baseline`` (``greedy`` / ``mean``) and ``device``.
+    """
+    from llamafactory_video.losses.scst import first_eos_mask, scst_loss
+    from llamafactory_video.train.scst.trainer import expand_visual_inputs
+
+    model, prompt, k = ctx["model"], ctx["prompt"], args.samples
+    batch = prompt["input_ids"].shape[0]
+    times: dict[str, float] = {}
+
+    def timed(name: str, fn: Callable[[], Any]) -> Any:
+        _sync(args.device)
+        start = time.perf_counter()
+        out = fn()
+        _sync(args.device)
+        times[name] = time.perf_counter() - start
+        return out
+
+    sampled = timed("generate_samples", lambda: generate(model, prompt, **ctx["sample_kwargs"]))
+    baseline_tokens = None
+    if args.baseline == "greedy":
+        baseline_tokens = timed("generate_baseline", lambda: generate(model, prompt, **ctx["baseline_kwargs"]))
+
+    def reward() -> tuple[np.ndarray, np.ndarray, list[str]]:
+        decode = ctx["decode"]
+        captions = decode(sampled)
+        rep_keys = [key for key in ctx["keys"] for _ in range(k)]
+        rep_refs = [refs for refs in ctx["references"] for _ in range(k)]
+        rewards, _ = ctx["reward"](captions, rep_keys, rep_refs)
+        if baseline_tokens is not None:
+            base_captions = decode(baseline_tokens)
+            base, _ = ctx["reward"](base_captions, ctx["keys"], ctx["references"])
+            baseline = np.repeat(base, k)
+        else:  # mean of the other samples
+            grid = rewards.reshape(batch, k)
+            baseline = ((grid.sum(1, keepdims=True) - grid) / max(k - 1, 1)).reshape(-1)
+        return rewards, baseline, captions
+
+    rewards, baseline, captions = timed("reward", reward)
+
+    def forward_backward() -> float:
+        advantages = torch.tensor(rewards - baseline, dtype=torch.float32, device=args.device)
+        gen_len = sampled.shape[1]
+        mask = first_eos_mask(sampled, ctx["eos_ids"])
+        forward = dict(expand_visual_inputs(prompt, k))
+        forward["input_ids"] = torch.cat([prompt["input_ids"].repeat_interleave(k, 0), sampled], dim=1)
+        forward["attention_mask"] = torch.cat(
+            [prompt["attention_mask"].repeat_interleave(k, 0), mask.to(prompt["attention_mask"].dtype)], dim=1
+        )
+        outputs = model(**forward, use_cache=False, logits_to_keep=gen_len + 1)
+        logits = outputs.logits[:, :-1].float()
+        logprobs = torch.gather(torch.log_softmax(logits, dim=-1), 2, sampled.unsqueeze(-1)).squeeze(-1)
+        loss = scst_loss(logprobs, mask.to(logprobs.device), advantages)
+        loss.backward()
+        model.zero_grad(set_to_none=True)
+        return float(loss.item())
+
+    timed("forward_backward", forward_backward)
+    times["step"] = sum(times.values())
+    info = {"generated_tokens": float(sampled.shape[1]),
+            "caption_words": float(np.mean([len(c.split()) for c in captions]))}
+    return times, info
+
+
+def realistic_reward_time(ctx: dict[str, Any], args: argparse.Namespace, rng: random.Random) -> float:
+    """Seconds of the reward on MSR-VTT-like captions (8-12 words) of the same count as one step's samples."""
+    captions = [make_caption(rng, topic) for topic in ctx["topics"] for _ in range(args.samples)]
+    rep_keys = [key for key in ctx["keys"] for _ in range(args.samples)]
+    rep_refs = [refs for refs in ctx["references"] for _ in range(args.samples)]
+    start = time.perf_counter()
+    ctx["reward"](captions, rep_keys, rep_refs)
+    return time.perf_counter() - start
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Command line; ``--quick`` shrinks everything to a smoke run."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--hidden", type=int, default=256)
+    parser.add_argument("--layers", type=int, default=4)
+    parser.add_argument("--vocab", type=int, default=151936, help="embedding rows (realistic: 151936)")
+    parser.add_argument("--batch", type=int, default=4, help="videos per step (B)")
+    parser.add_argument("--samples", type=int, default=5, help="sampled captions per video (K, scst_num_samples)")
+    parser.add_argument("--max-new-tokens", type=int, default=32, help="scst_max_new_tokens")
+    parser.add_argument("--baseline", choices=("greedy", "mean"), default="greedy")
+    parser.add_argument("--frames", type=int, default=8)
+    parser.add_argument("--size", type=int, default=112)
+    parser.add_argument("--pixels", type=int, default=112 * 112)
+    parser.add_argument("--corpus-videos", type=int, default=2000, help="training videos of the reward's df corpus")
+    parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--quick", action="store_true", help="small sizes, one timed step: a smoke run")
+    parser.add_argument("--workdir", default=os.path.join(HERE, ".cache"))
+    parser.add_argument("--output", default=None, help="JSON path (default bench/results/scst_step_<device>.json)")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.hidden, args.layers, args.vocab, args.batch, args.samples = 64, 2, 32000, 2, 3
+        args.max_new_tokens, args.steps, args.corpus_videos = 8, 1, 200
+    if min(args.batch, args.samples, args.steps, args.max_new_tokens) < 1:
+        parser.error("--batch, --samples, --steps and --max-new-tokens must be >= 1")
+    if args.baseline == "mean" and args.samples < 2:
+        parser.error("--baseline mean needs --samples >= 2")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    print(f"building the model (hidden {args.hidden}, {args.layers} layers, vocab {args.vocab}) and the reward ...",
+          flush=True)
+    ctx = build(args)
+    torch.manual_seed(0)
+    rng = random.Random(0)
+    print("warm-up step ...", flush=True)
+    scst_step(ctx, args)
+    realistic_reward_time(ctx, args, rng)
+    times: dict[str, list[float]] = {}
+    infos: list[dict[str, float]] = []
+    realistic: list[float] = []
+    for index in range(args.steps):
+        print(f"step {index + 1}/{args.steps} ...", flush=True)
+        step_times, info = scst_step(ctx, args)
+        for name, value in step_times.items():
+            times.setdefault(name, []).append(value)
+        infos.append(info)
+        realistic.append(realistic_reward_time(ctx, args, rng))
+
+    phases = {name: summarize(values) for name, values in times.items()}
+    parts = {name: phases[name]["median"] for name in PHASES if name in phases}
+    total = sum(parts.values())
+    samples = args.batch * args.samples
+    result = {
+        "benchmark": "scst_step",
+        "device": args.device,
+        "device_name": (torch.cuda.get_device_name() if args.device == "cuda"
+                        else platform.processor() or platform.machine()),
+        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "python": platform.python_version(),
+                    "torch": torch.__version__},
+        "when": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "config": {k: getattr(args, k) for k in ("hidden", "layers", "vocab", "batch", "samples", "max_new_tokens",
+                                                 "baseline", "frames", "size", "pixels", "steps", "quick")},
+        "tokens": {"prompt": int(ctx["prompt"]["input_ids"].shape[1]),
+                   "generated_mean": float(np.mean([i["generated_tokens"] for i in infos])),
+                   "caption_words_mean": float(np.mean([i["caption_words"] for i in infos]))},
+        "scorer": ctx["scorer"],
+        "phases_s": phases,
+        "share_of_step": {name: value / total for name, value in parts.items()},
+        "bottleneck": max(parts, key=parts.get),
+        "samples_per_s": samples / phases["step"]["median"],
+        "reward_realistic_s": summarize(realistic),
+    }
+    print(f"scst step on {args.device} (hidden {args.hidden}, {args.layers} layers, vocab {args.vocab}, "
+          f"B={args.batch} x K={args.samples}, {result['tokens']['generated_mean']:.0f} new tokens):")
+    for name in (*parts, "step"):
+        p = phases[name]
+        share = f"{result['share_of_step'][name] * 100:5.1f} %" if name in parts else ""
+        print(f"  {name:18s} {p['median'] * 1000:9.1f} ms [{p['p10'] * 1000:.1f}-{p['p90'] * 1000:.1f}] {share}")
+    print(f"  bottleneck: {result['bottleneck']}; {result['samples_per_s']:.2f} samples/s; reward on MSR-VTT-like "
+          f"captions {result['reward_realistic_s']['median'] * 1000:.1f} ms")
+    output = args.output or os.path.join(HERE, "results", f"scst_step_{args.device}.json")
+    os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
+    with open(output, "w", encoding="utf-8") as f:
+        json.dump(result, f, indent=2)
+        f.write("\n")
+    print(f"wrote {output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
