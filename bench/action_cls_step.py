@@ -61,8 +61,9 @@ def build(args):
         module.weight.requires_grad_(False)  # frozen as under LoRA (the <ACTION> row lives in the head)
     token_id = tokenizer.convert_tokens_to_ids("<ACTION>")
     embed = model.get_input_embeddings()
-    head = ActionHead(ActionHeadConfig(hidden_size=args.hidden, num_classes=101), token_id,
-                      embed.weight[:token_id].float().mean(0))
+    head = ActionHead(
+        ActionHeadConfig(hidden_size=args.hidden, num_classes=101), token_id, embed.weight[:token_id].float().mean(0)
+    )
     attach_action_head(model, head.to(args.device))
 
     rng = np.random.default_rng(0)
@@ -139,8 +140,14 @@ def memory_child(args) -> None:
     done.set()
     thread.join()
     peak = max(samples)
-    print(json.dumps({"peak_above_start_mb": max(0, peak - before) / 2**20,
-                      "tokens": int(routes[args.route]["input_ids"].shape[1])}))
+    print(
+        json.dumps(
+            {
+                "peak_above_start_mb": max(0, peak - before) / 2**20,
+                "tokens": int(routes[args.route]["input_ids"].shape[1]),
+            }
+        )
+    )
 
 
 def time_summary(values: list[float]) -> dict:
@@ -153,8 +160,15 @@ def time_summary(values: list[float]) -> dict:
         hi = min(lo + 1, len(ordered) - 1)
         return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
 
-    return {"median": statistics.median(values), "min": ordered[0], "max": ordered[-1], "p10": pct(10), "p90": pct(90),
-            "n": len(values), "values": [round(v, 6) for v in values]}
+    return {
+        "median": statistics.median(values),
+        "min": ordered[0],
+        "max": ordered[-1],
+        "p10": pct(10),
+        "p90": pct(90),
+        "n": len(values),
+        "values": [round(v, 6) for v in values],
+    }
 
 
 def main() -> int:
@@ -188,7 +202,7 @@ def main() -> int:
         step(model, head, token_id, routes[route], labels, route)
     print(f"timing {args.steps} steps per route ...", flush=True)
     for index in range(args.steps):
-        for route in ROUTES[index % len(ROUTES):] + ROUTES[:index % len(ROUTES)]:  # rotate the order
+        for route in ROUTES[index % len(ROUTES) :] + ROUTES[: index % len(ROUTES)]:  # rotate the order
             if args.device == "cuda":
                 torch.cuda.synchronize()
             start = time.perf_counter()
@@ -216,13 +230,19 @@ def main() -> int:
     result = {
         "benchmark": "action_cls_step",
         "device": args.device,
-        "device_name": (torch.cuda.get_device_name() if args.device == "cuda"
-                        else platform.processor() or platform.machine()),
-        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "python": platform.python_version(),
-                    "torch": torch.__version__},
+        "device_name": (
+            torch.cuda.get_device_name() if args.device == "cuda" else platform.processor() or platform.machine()
+        ),
+        "machine": {
+            "platform": platform.platform(),
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+        },
         "when": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "config": {k: getattr(args, k)
-                   for k in ("hidden", "layers", "vocab", "batch", "frames", "size", "pixels", "steps")},
+        "config": {
+            k: getattr(args, k) for k in ("hidden", "layers", "vocab", "batch", "frames", "size", "pixels", "steps")
+        },
         "tokens": {route: int(batch["input_ids"].shape[1]) for route, batch in routes.items()},
         "step_time_s": {route: time_summary(v) for route, v in times.items()},
         "peak_memory_mb": memory,
@@ -232,12 +252,16 @@ def main() -> int:
             "step_time": result["step_time_s"][peer]["median"] / result["step_time_s"]["ours"]["median"],
             "peak_memory": memory[peer] / max(memory["ours"], 1e-9),
         }
-    print(f"action_cls step on {args.device} (hidden {args.hidden}, {args.layers} layers, vocab {args.vocab}, "
-          f"batch {args.batch}):")
+    print(
+        f"action_cls step on {args.device} (hidden {args.hidden}, {args.layers} layers, vocab {args.vocab}, "
+        f"batch {args.batch}):"
+    )
     for route in ROUTES:
         t = result["step_time_s"][route]
-        print(f"  {route:5s} {result['tokens'][route]:4d} tokens  step {t['median'] * 1000:8.1f} ms "
-              f"[{t['min'] * 1000:.1f}-{t['max'] * 1000:.1f}]  peak +{memory[route]:8.1f} MiB")
+        print(
+            f"  {route:5s} {result['tokens'][route]:4d} tokens  step {t['median'] * 1000:8.1f} ms "
+            f"[{t['min'] * 1000:.1f}-{t['max'] * 1000:.1f}]  peak +{memory[route]:8.1f} MiB"
+        )
     for peer in ("seed", "sft"):
         r = result[f"ratio_{peer}_over_ours"]
         print(f"  {peer} / ours: step time x{r['step_time']:.2f}, peak memory x{r['peak_memory']:.2f}")

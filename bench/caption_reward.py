@@ -65,8 +65,13 @@ def _zipf(rng: random.Random, items: list[str], s: float = 1.1) -> str:
 
 
 def make_topic(rng: random.Random) -> dict:
-    return {"subject": _zipf(rng, SUBJECTS), "action": _zipf(rng, ACTIONS), "object": _zipf(rng, OBJECTS),
-            "place": _zipf(rng, PLACES), "alt_subject": rng.choice(SUBJECTS)}
+    return {
+        "subject": _zipf(rng, SUBJECTS),
+        "action": _zipf(rng, ACTIONS),
+        "object": _zipf(rng, OBJECTS),
+        "place": _zipf(rng, PLACES),
+        "alt_subject": rng.choice(SUBJECTS),
+    }
 
 
 def make_caption(rng: random.Random, topic: dict) -> str:
@@ -170,8 +175,10 @@ def main(argv=None) -> int:
     scorer = CiderDScorer(corpus)
     build_s = time.perf_counter() - t0
     rng = random.Random(args.seed + 1)
-    print(f"corpus: {args.videos} videos x {args.refs} refs, {len(build_vocabulary())}-word vocabulary; "
-          f"scorer built in {build_s:.2f} s; {len(scorer.document_frequency)} distinct n-grams")
+    print(
+        f"corpus: {args.videos} videos x {args.refs} refs, {len(build_vocabulary())}-word vocabulary; "
+        f"scorer built in {build_s:.2f} s; {len(scorer.document_frequency)} distinct n-grams"
+    )
 
     batches = {}
     for size in args.batch_sizes:
@@ -209,11 +216,22 @@ def main(argv=None) -> int:
         "timestamp": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "command": "python bench/caption_reward.py " + " ".join(sys.argv[1:] if argv is None else argv),
         "machine": machine_info(),
-        "settings": {"quick": args.quick, "videos": args.videos, "refs_per_video": args.refs,
-                     "batch_sizes": args.batch_sizes, "reps": args.reps, "seed": args.seed,
-                     "caption_words": [8, 12], "n": 4, "sigma": 6.0},
-        "setup": {"scorer_build_s": build_s, "vocabulary_size": len(build_vocabulary()),
-                  "distinct_ngrams": len(scorer.document_frequency)},
+        "settings": {
+            "quick": args.quick,
+            "videos": args.videos,
+            "refs_per_video": args.refs,
+            "batch_sizes": args.batch_sizes,
+            "reps": args.reps,
+            "seed": args.seed,
+            "caption_words": [8, 12],
+            "n": 4,
+            "sigma": 6.0,
+        },
+        "setup": {
+            "scorer_build_s": build_s,
+            "vocabulary_size": len(build_vocabulary()),
+            "distinct_ngrams": len(scorer.document_frequency),
+        },
         "batches": batches,
         "wall_s": time.time() - started,
     }
@@ -222,17 +240,23 @@ def main(argv=None) -> int:
         json.dump(results, f, indent=2)
         f.write("\n")
 
-    header = (f"{'batch':>6} {'ours ms':>10} {'(p10-p90)':>17} {'pycocoevalcap ms':>17} {'(p10-p90)':>19} "
-              f"{'ratio':>7} {'batch-df ms':>12} {'ratio':>7} {'max |diff|':>11}")
+    header = (
+        f"{'batch':>6} {'ours ms':>10} {'(p10-p90)':>17} {'pycocoevalcap ms':>17} {'(p10-p90)':>19} "
+        f"{'ratio':>7} {'batch-df ms':>12} {'ratio':>7} {'max |diff|':>11}"
+    )
     print(header)
     for size, row in batches.items():
         o, c, b = row["ours_s"], row["pycocoevalcap_s"], row["ours_batch_df_s"]
-        print(f"{size:>6} {o['median'] * 1e3:>10.2f} {o['p10'] * 1e3:>8.2f}-{o['p90'] * 1e3:<8.2f} "
-              f"{c['median'] * 1e3:>17.1f} {c['p10'] * 1e3:>9.1f}-{c['p90'] * 1e3:<9.1f} "
-              f"{row['ratio_pycocoevalcap_over_ours']:>6.1f}x {b['median'] * 1e3:>12.2f} "
-              f"{row['ratio_pycocoevalcap_over_ours_batch_df']:>6.1f}x {row['max_abs_diff_vs_pycocoevalcap']:>11.1e}")
-    print("ratio = pycocoevalcap median / ours median; batch-df = our scorer built on the batch (same numbers as "
-          "pycocoevalcap), construction included")
+        print(
+            f"{size:>6} {o['median'] * 1e3:>10.2f} {o['p10'] * 1e3:>8.2f}-{o['p90'] * 1e3:<8.2f} "
+            f"{c['median'] * 1e3:>17.1f} {c['p10'] * 1e3:>9.1f}-{c['p90'] * 1e3:<9.1f} "
+            f"{row['ratio_pycocoevalcap_over_ours']:>6.1f}x {b['median'] * 1e3:>12.2f} "
+            f"{row['ratio_pycocoevalcap_over_ours_batch_df']:>6.1f}x {row['max_abs_diff_vs_pycocoevalcap']:>11.1e}"
+        )
+    print(
+        "ratio = pycocoevalcap median / ours median; batch-df = our scorer built on the batch (same numbers as "
+        "pycocoevalcap), construction included"
+    )
     print(f"wrote {args.output}")
     return 0
 

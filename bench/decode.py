@@ -66,7 +66,7 @@ def synthetic_video(workdir: str, seconds: int, size: int, fps: int = SYNTHETIC_
     chunk = 2 * fps  # a new moving shape every 2 s
     for index, start in enumerate(range(0, total, chunk)):
         count = min(chunk, total - start)
-        frames[start:start + count] = render_clip(classes[index % 8], rng, size=size, num_frames=count)
+        frames[start : start + count] = render_clip(classes[index % 8], rng, size=size, num_frames=count)
     tmp = path[:-4] + ".partial.mp4"
     write_video(frames, tmp, fps=fps)
     os.replace(tmp, path)
@@ -80,8 +80,14 @@ def probe(path: str) -> dict[str, Any]:
     with av.open(path) as container:
         stream = container.streams.video[0]
         duration = float(stream.duration * stream.time_base) if stream.duration is not None else None
-        return {"codec": stream.codec_context.name, "width": stream.width, "height": stream.height,
-                "fps": float(stream.average_rate), "duration_s": duration, "frames": int(stream.frames)}
+        return {
+            "codec": stream.codec_context.name,
+            "width": stream.width,
+            "height": stream.height,
+            "fps": float(stream.average_rate),
+            "duration_s": duration,
+            "frames": int(stream.frames),
+        }
 
 
 # ------------------------------------------------------------------------------------------------ sides
@@ -107,8 +113,12 @@ def make_sides(plugin: Any) -> dict[str, Callable[[str], int] | None]:
                 count += 1
         return count
 
-    sides: dict[str, Callable[[str], int] | None] = {"host_qwen2vl": host, "pyav_decode": pyav_decode,
-                                                     "pyav_rgb": pyav_rgb, "decord": None}
+    sides: dict[str, Callable[[str], int] | None] = {
+        "host_qwen2vl": host,
+        "pyav_decode": pyav_decode,
+        "pyav_rgb": pyav_rgb,
+        "decord": None,
+    }
     try:
         import decord  # noqa: F401  (optional: pip install ".[decord]")
     except ImportError:
@@ -139,7 +149,7 @@ def measure_video(path: str, sides: dict[str, Callable[[str], int] | None], reps
         elapsed = time.perf_counter() - started
         if rep >= min(3, reps) and elapsed + elapsed / rep > budget_s:
             break
-        order = available[rep % len(available):] + available[:rep % len(available)]
+        order = available[rep % len(available) :] + available[: rep % len(available)]
         for name in order:
             start = time.perf_counter()
             sides[name](path)
@@ -158,8 +168,10 @@ def measure_video(path: str, sides: dict[str, Callable[[str], int] | None], reps
             "source_fps": info["frames"] / summary["median"] if summary["median"] else None,
             "returned_fps": returned[name] / summary["median"] if summary["median"] else None,
         }
-    result["sides"]["ours"] = {"status": "not built yet",
-                               "reason": "llamafactory-video has no frame sampler of its own yet; the host's is used"}
+    result["sides"]["ours"] = {
+        "status": "not built yet",
+        "reason": "llamafactory-video has no frame sampler of its own yet; the host's is used",
+    }
     host = result["sides"]["host_qwen2vl"]["seconds"]["median"]
     result["ratio_host_over_pyav_rgb"] = host / result["sides"]["pyav_rgb"]["seconds"]["median"]
     result["ratio_host_over_pyav_decode"] = host / result["sides"]["pyav_decode"]["seconds"]["median"]
@@ -198,8 +210,9 @@ def main(argv: list[str] | None = None) -> int:
         else:
             missing.append(path)
     for seconds, size in SYNTHETIC_QUICK if args.quick else SYNTHETIC_FULL:
-        print(f"synthetic clip {seconds} s at {size}x{size} (generated once, cached in {args.workdir}) ...",
-              flush=True)
+        print(
+            f"synthetic clip {seconds} s at {size}x{size} (generated once, cached in {args.workdir}) ...", flush=True
+        )
         videos.append((f"synthetic:{seconds}s_{size}px", synthetic_video(args.workdir, seconds, size)))
 
     started = time.time()
@@ -211,11 +224,21 @@ def main(argv: list[str] | None = None) -> int:
     output = {
         "benchmark": "decode",
         "timestamp": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "machine": {"platform": platform.platform(), "cpu_count": os.cpu_count(),
-                    "python_version": platform.python_version(), "device": "cpu", "av_version": av.__version__,
-                    "loadavg_at_start": list(os.getloadavg()) if hasattr(os, "getloadavg") else None},
-        "settings": {"quick": args.quick, "reps": args.reps, "budget_s": args.budget_s, "host_kwargs": HOST_KWARGS,
-                     "missing_real_videos": missing},
+        "machine": {
+            "platform": platform.platform(),
+            "cpu_count": os.cpu_count(),
+            "python_version": platform.python_version(),
+            "device": "cpu",
+            "av_version": av.__version__,
+            "loadavg_at_start": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
+        },
+        "settings": {
+            "quick": args.quick,
+            "reps": args.reps,
+            "budget_s": args.budget_s,
+            "host_kwargs": HOST_KWARGS,
+            "missing_real_videos": missing,
+        },
         "frame_sampler_ours": "not built yet",
         "videos": results,
         "wall_s": time.time() - started,
@@ -226,18 +249,24 @@ def main(argv: list[str] | None = None) -> int:
         json.dump(output, f, indent=2)
         f.write("\n")
 
-    print(f"{'video':26s} {'frames':>6s} {'side':13s} {'s/video':>9s} {'(p10-p90)':>17s} {'src fps':>9s} "
-          f"{'returned':>8s}")
+    print(
+        f"{'video':26s} {'frames':>6s} {'side':13s} {'s/video':>9s} {'(p10-p90)':>17s} {'src fps':>9s} "
+        f"{'returned':>8s}"
+    )
     for label, row in results.items():
         for side, block in row["sides"].items():
             if block["status"] != "ok":
                 print(f"{label:26s} {row['video']['frames']:6d} {side:13s} {block['status']}")
                 continue
             s = block["seconds"]
-            print(f"{label:26s} {row['video']['frames']:6d} {side:13s} {s['median']:9.3f} "
-                  f"{s['p10']:8.3f}-{s['p90']:<8.3f} {block['source_fps']:9.0f} {block['frames_returned']:8d}")
-        print(f"{'':26s} host / pyav_rgb x{row['ratio_host_over_pyav_rgb']:.2f}, "
-              f"host / pyav_decode x{row['ratio_host_over_pyav_decode']:.2f}")
+            print(
+                f"{label:26s} {row['video']['frames']:6d} {side:13s} {s['median']:9.3f} "
+                f"{s['p10']:8.3f}-{s['p90']:<8.3f} {block['source_fps']:9.0f} {block['frames_returned']:8d}"
+            )
+        print(
+            f"{'':26s} host / pyav_rgb x{row['ratio_host_over_pyav_rgb']:.2f}, "
+            f"host / pyav_decode x{row['ratio_host_over_pyav_decode']:.2f}"
+        )
     if missing:
         print(f"real videos not found (skipped): {missing}")
     print(f"wrote {path}")

@@ -68,15 +68,48 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 #: Published sizes of Qwen2.5-VL-3B/7B-Instruct (config.json), and a tiny one for CPU code-path checks.
 MODEL_SIZES: dict[str, dict[str, Any]] = {
-    "3b": {"hidden": 2048, "layers": 36, "heads": 16, "kv_heads": 2, "intermediate": 11008, "vocab": 151936,
-           "tie": True, "vision_depth": 32, "vision_hidden": 1280, "vision_heads": 16, "vision_intermediate": 3420,
-           "fullatt": [7, 15, 23, 31]},
-    "7b": {"hidden": 3584, "layers": 28, "heads": 28, "kv_heads": 4, "intermediate": 18944, "vocab": 151936,
-           "tie": False, "vision_depth": 32, "vision_hidden": 1280, "vision_heads": 16, "vision_intermediate": 3420,
-           "fullatt": [7, 15, 23, 31]},
-    "tiny": {"hidden": 64, "layers": 2, "heads": 4, "kv_heads": 2, "intermediate": 128, "vocab": 151936,
-             "tie": False, "vision_depth": 2, "vision_hidden": 32, "vision_heads": 2, "vision_intermediate": 64,
-             "fullatt": [1]},
+    "3b": {
+        "hidden": 2048,
+        "layers": 36,
+        "heads": 16,
+        "kv_heads": 2,
+        "intermediate": 11008,
+        "vocab": 151936,
+        "tie": True,
+        "vision_depth": 32,
+        "vision_hidden": 1280,
+        "vision_heads": 16,
+        "vision_intermediate": 3420,
+        "fullatt": [7, 15, 23, 31],
+    },
+    "7b": {
+        "hidden": 3584,
+        "layers": 28,
+        "heads": 28,
+        "kv_heads": 4,
+        "intermediate": 18944,
+        "vocab": 151936,
+        "tie": False,
+        "vision_depth": 32,
+        "vision_hidden": 1280,
+        "vision_heads": 16,
+        "vision_intermediate": 3420,
+        "fullatt": [7, 15, 23, 31],
+    },
+    "tiny": {
+        "hidden": 64,
+        "layers": 2,
+        "heads": 4,
+        "kv_heads": 2,
+        "intermediate": 128,
+        "vocab": 151936,
+        "tie": False,
+        "vision_depth": 2,
+        "vision_hidden": 32,
+        "vision_heads": 2,
+        "vision_intermediate": 64,
+        "fullatt": [1],
+    },
 }
 
 #: Dense bf16 tensor-core peak in TFLOP/s, matched in order as a substring of ``torch.cuda.get_device_name()``.
@@ -106,23 +139,49 @@ def make_config(size: dict[str, Any]) -> Any:
     half = head_dim // 2
     mrope = [16, 24, 24] if head_dim == 128 else [half - 2 * (half // 3), half // 3, half // 3]
     text = {
-        "vocab_size": size["vocab"], "hidden_size": size["hidden"], "intermediate_size": size["intermediate"],
-        "num_hidden_layers": size["layers"], "num_attention_heads": size["heads"],
-        "num_key_value_heads": size["kv_heads"], "hidden_act": "silu", "max_position_embeddings": 128000,
-        "rms_norm_eps": 1e-6, "use_sliding_window": False, "max_window_layers": size["layers"],
+        "vocab_size": size["vocab"],
+        "hidden_size": size["hidden"],
+        "intermediate_size": size["intermediate"],
+        "num_hidden_layers": size["layers"],
+        "num_attention_heads": size["heads"],
+        "num_key_value_heads": size["kv_heads"],
+        "hidden_act": "silu",
+        "max_position_embeddings": 128000,
+        "rms_norm_eps": 1e-6,
+        "use_sliding_window": False,
+        "max_window_layers": size["layers"],
         "rope_parameters": {"rope_type": "default", "rope_theta": 1000000.0, "mrope_section": mrope},
-        "bos_token_id": BOS, "eos_token_id": IM_END, "pad_token_id": BOS, "tie_word_embeddings": size["tie"],
+        "bos_token_id": BOS,
+        "eos_token_id": IM_END,
+        "pad_token_id": BOS,
+        "tie_word_embeddings": size["tie"],
     }
     vision = {
-        "depth": size["vision_depth"], "hidden_size": size["vision_hidden"], "num_heads": size["vision_heads"],
-        "intermediate_size": size["vision_intermediate"], "out_hidden_size": size["hidden"], "hidden_act": "silu",
-        "in_channels": 3, "patch_size": PATCH, "spatial_merge_size": MERGE, "temporal_patch_size": TEMPORAL,
-        "window_size": 112, "fullatt_block_indexes": size["fullatt"], "tokens_per_second": 2,
+        "depth": size["vision_depth"],
+        "hidden_size": size["vision_hidden"],
+        "num_heads": size["vision_heads"],
+        "intermediate_size": size["vision_intermediate"],
+        "out_hidden_size": size["hidden"],
+        "hidden_act": "silu",
+        "in_channels": 3,
+        "patch_size": PATCH,
+        "spatial_merge_size": MERGE,
+        "temporal_patch_size": TEMPORAL,
+        "window_size": 112,
+        "fullatt_block_indexes": size["fullatt"],
+        "tokens_per_second": 2,
     }
     return Qwen2_5_VLConfig(
-        text_config=text, vision_config=vision, image_token_id=151655, video_token_id=VIDEO_PAD,
-        vision_start_token_id=VISION_START, vision_end_token_id=VISION_END, bos_token_id=BOS, eos_token_id=IM_END,
-        pad_token_id=BOS, tie_word_embeddings=size["tie"],
+        text_config=text,
+        vision_config=vision,
+        image_token_id=151655,
+        video_token_id=VIDEO_PAD,
+        vision_start_token_id=VISION_START,
+        vision_end_token_id=VISION_END,
+        bos_token_id=BOS,
+        eos_token_id=IM_END,
+        pad_token_id=BOS,
+        tie_word_embeddings=size["tie"],
     )
 
 
@@ -150,13 +209,18 @@ def parameter_groups(model: torch.nn.Module) -> dict[str, int]:
     return groups
 
 
-def model_flops(groups: dict[str, int], tokens: int, logit_positions: int, patches: int,
-                tied: bool) -> dict[str, float]:
+def model_flops(
+    groups: dict[str, int], tokens: int, logit_positions: int, patches: int, tied: bool
+) -> dict[str, float]:
     """FLOPs of one forward + backward: ``simple`` (6 * params * tokens) and ``detailed`` (see the module doc)."""
     lm_head = groups["lm_head"] or (groups["embedding"] if tied else 0)
     params = groups["text"] + lm_head + groups["vision"] + groups["merger"]
-    detailed = (groups["text"] * tokens + lm_head * logit_positions + groups["vision"] * patches
-                + groups["merger"] * patches / (MERGE * MERGE))
+    detailed = (
+        groups["text"] * tokens
+        + lm_head * logit_positions
+        + groups["vision"] * patches
+        + groups["merger"] * patches / (MERGE * MERGE)
+    )
     return {"simple": 6.0 * params * tokens, "detailed": 6.0 * detailed, "params_counted": params}
 
 
@@ -171,8 +235,9 @@ def peak_tflops(device_name: str, override: float | None) -> float | None:
 
 
 # ------------------------------------------------------------------------------------------------ batches
-def video_batch(batch: int, frames: int, side: int, route: str, device: str, dtype: torch.dtype,
-                seed: int = 0) -> dict[str, torch.Tensor]:
+def video_batch(
+    batch: int, frames: int, side: int, route: str, device: str, dtype: torch.dtype, seed: int = 0
+) -> dict[str, torch.Tensor]:
     """What the Qwen2.5-VL processor + LlamaFactory collator produce for ``batch`` videos of ``frames`` frames at
     ``side`` x ``side`` px, without a tokenizer: random text ids around the video placeholder tokens.
 
@@ -199,14 +264,15 @@ def video_batch(batch: int, frames: int, side: int, route: str, device: str, dty
     out = {
         "input_ids": ids,
         "attention_mask": torch.ones_like(ids),
-        "pixel_values_videos": torch.randn(batch * grid_t * grid_h * grid_w, 3 * TEMPORAL * PATCH * PATCH,
-                                           generator=gen).to(dtype),
+        "pixel_values_videos": torch.randn(
+            batch * grid_t * grid_h * grid_w, 3 * TEMPORAL * PATCH * PATCH, generator=gen
+        ).to(dtype),
         "video_grid_thw": torch.tensor([[grid_t, grid_h, grid_w]] * batch),
         "second_per_grid_ts": torch.tensor([TEMPORAL / 2.0] * batch),  # 2 fps sampling
     }
     if route == "sft":
         labels = torch.full_like(ids, -100)
-        labels[:, len(prompt):] = ids[:, len(prompt):]
+        labels[:, len(prompt) :] = ids[:, len(prompt) :]
         out["labels"] = labels
     return {k: v.to(device) for k, v in out.items()}
 
@@ -258,13 +324,23 @@ def run_variant(args: argparse.Namespace) -> dict[str, Any]:
     if args.gradient_checkpointing:  # LlamaFactory's default; MFU still counts model FLOPs (6N), not the recompute
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     embed = model.get_input_embeddings()
-    head = ActionHead(ActionHeadConfig(hidden_size=size["hidden"], num_classes=101), ACTION_ID,
-                      embed.weight[:ACTION_ID].float().mean(0))
+    head = ActionHead(
+        ActionHeadConfig(hidden_size=size["hidden"], num_classes=101),
+        ACTION_ID,
+        embed.weight[:ACTION_ID].float().mean(0),
+    )
     attach_action_head(model, head.to(device))
     groups = parameter_groups(model)
-    result: dict[str, Any] = {"model": args.model, "attn": args.attn, "liger": bool(args.liger), "status": "ok",
-                              "gradient_checkpointing": bool(args.gradient_checkpointing),
-                              "build_s": time.perf_counter() - started, "parameters": groups, "routes": {}}
+    result: dict[str, Any] = {
+        "model": args.model,
+        "attn": args.attn,
+        "liger": bool(args.liger),
+        "status": "ok",
+        "gradient_checkpointing": bool(args.gradient_checkpointing),
+        "build_s": time.perf_counter() - started,
+        "parameters": groups,
+        "routes": {},
+    }
     if device == "cuda":
         result["weights_gib"] = torch.cuda.memory_allocated() / 2**30
     peak = peak_tflops(result_device_name(device), args.peak_tflops)
@@ -288,7 +364,7 @@ def run_variant(args: argparse.Namespace) -> dict[str, Any]:
                     torch.cuda.empty_cache()
     live = [route for route in ROUTES if route not in failed]
     for index in range(args.steps):
-        for route in live[index % max(len(live), 1):] + live[:index % max(len(live), 1)]:
+        for route in live[index % max(len(live), 1) :] + live[: index % max(len(live), 1)]:
             _sync(device)
             start = time.perf_counter()
             train_step(model, batches[route], route)
@@ -310,12 +386,18 @@ def run_variant(args: argparse.Namespace) -> dict[str, Any]:
         logit_positions = args.batch if route == "action_cls" else tokens
         flops = model_flops(groups, tokens, logit_positions, patches, size["tie"])
         median = block["step_s"]["median"]
-        block.update({
-            "tokens": tokens, "patches": patches, "tokens_per_s": tokens / median, "videos_per_s": args.batch / median,
-            "flops_simple": flops["simple"], "flops_detailed": flops["detailed"],
-            "mfu": flops["simple"] / median / (peak * 1e12) if peak else None,
-            "mfu_detailed": flops["detailed"] / median / (peak * 1e12) if peak else None,
-        })
+        block.update(
+            {
+                "tokens": tokens,
+                "patches": patches,
+                "tokens_per_s": tokens / median,
+                "videos_per_s": args.batch / median,
+                "flops_simple": flops["simple"],
+                "flops_detailed": flops["detailed"],
+                "mfu": flops["simple"] / median / (peak * 1e12) if peak else None,
+                "mfu_detailed": flops["detailed"] / median / (peak * 1e12) if peak else None,
+            }
+        )
         result["routes"][route] = block
     if "action_cls" in result["routes"] and "sft" in result["routes"] and not failed:
         sft, ours = result["routes"]["sft"], result["routes"]["action_cls"]
@@ -337,6 +419,7 @@ def run_scst(model: torch.nn.Module, args: argparse.Namespace, dtype: torch.dtyp
     """The scst step on the real-size model: phases and samples/s (captions: MSR-VTT-like text, see the doc)."""
     from llamafactory_video.rewards import CiderDScorer
     from llamafactory_video.rewards.scst import CaptionReward
+
     model.zero_grad(set_to_none=True)
     if args.device == "cuda":
         torch.cuda.empty_cache()
@@ -345,13 +428,19 @@ def run_scst(model: torch.nn.Module, args: argparse.Namespace, dtype: torch.dtyp
     rng = random.Random(0)
     prompt = video_batch(args.scst_batch, args.scst_frames, args.scst_side, "scst", args.device, dtype)
     ctx = {
-        "model": model, "prompt": prompt, "keys": keys, "references": [corpus[k] for k in keys],
+        "model": model,
+        "prompt": prompt,
+        "keys": keys,
+        "references": [corpus[k] for k in keys],
         # no tokenizer for a random real-size model: every generated row becomes an MSR-VTT-like caption
-        "decode": lambda tokens: [make_caption(rng, topics[keys[(i * args.scst_batch) // len(tokens)]])
-                                  for i in range(len(tokens))],
-        "reward": CaptionReward(CiderDScorer(corpus), {"cider_d": 1.0}), "eos_ids": [IM_END, BOS],
-        **generation_kwargs([IM_END, BOS], BOS, args.scst_samples, args.scst_max_new_tokens,
-                            min_new_tokens=args.scst_max_new_tokens),
+        "decode": lambda tokens: [
+            make_caption(rng, topics[keys[(i * args.scst_batch) // len(tokens)]]) for i in range(len(tokens))
+        ],
+        "reward": CaptionReward(CiderDScorer(corpus), {"cider_d": 1.0}),
+        "eos_ids": [IM_END, BOS],
+        **generation_kwargs(
+            [IM_END, BOS], BOS, args.scst_samples, args.scst_max_new_tokens, min_new_tokens=args.scst_max_new_tokens
+        ),
     }
     step_args = argparse.Namespace(samples=args.scst_samples, baseline="greedy", device=args.device)
     scst_step(ctx, step_args)  # warm-up
@@ -363,9 +452,13 @@ def run_scst(model: torch.nn.Module, args: argparse.Namespace, dtype: torch.dtyp
     phases = {name: summarize(values) for name, values in times.items()}
     parts = {name: v["median"] for name, v in phases.items() if name != "step"}
     out: dict[str, Any] = {
-        "status": "ok", "batch": args.scst_batch, "samples": args.scst_samples,
-        "new_tokens": args.scst_max_new_tokens, "prompt_tokens": int(prompt["input_ids"].shape[1]),
-        "phases_s": phases, "share_of_step": {k: v / sum(parts.values()) for k, v in parts.items()},
+        "status": "ok",
+        "batch": args.scst_batch,
+        "samples": args.scst_samples,
+        "new_tokens": args.scst_max_new_tokens,
+        "prompt_tokens": int(prompt["input_ids"].shape[1]),
+        "phases_s": phases,
+        "share_of_step": {k: v / sum(parts.values()) for k, v in parts.items()},
         "bottleneck": max(parts, key=parts.get),
         "samples_per_s": args.scst_batch * args.scst_samples / phases["step"]["median"],
     }
@@ -408,10 +501,34 @@ def run_child(args: argparse.Namespace, variant: dict[str, Any]) -> dict[str, An
     """Run one variant in a fresh interpreter; its result, or a failure record."""
     with tempfile.TemporaryDirectory(prefix="lfv_gpu_") as tmp:
         out = os.path.join(tmp, "variant.json")
-        cmd = [sys.executable, os.path.abspath(__file__), "--child", "--child-output", out, "--device", args.device,
-               "--model", variant["model"], "--attn-one", variant["attn"], "--liger-one", str(int(variant["liger"]))]
-        for key in ("batch", "frames", "side", "steps", "warmup", "scst_batch", "scst_samples", "scst_max_new_tokens",
-                    "scst_frames", "scst_side", "scst_steps"):
+        cmd = [
+            sys.executable,
+            os.path.abspath(__file__),
+            "--child",
+            "--child-output",
+            out,
+            "--device",
+            args.device,
+            "--model",
+            variant["model"],
+            "--attn-one",
+            variant["attn"],
+            "--liger-one",
+            str(int(variant["liger"])),
+        ]
+        for key in (
+            "batch",
+            "frames",
+            "side",
+            "steps",
+            "warmup",
+            "scst_batch",
+            "scst_samples",
+            "scst_max_new_tokens",
+            "scst_frames",
+            "scst_side",
+            "scst_steps",
+        ):
             cmd += [f"--{key.replace('_', '-')}", str(getattr(args, key))]
         if args.peak_tflops:
             cmd += ["--peak-tflops", str(args.peak_tflops)]
@@ -445,8 +562,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--scst-side", type=int, default=336)
     parser.add_argument("--scst-steps", type=int, default=3, help="timed scst steps (0 skips scst)")
     parser.add_argument("--peak-tflops", type=float, default=None, help="override the device's dense bf16 peak")
-    parser.add_argument("--gradient-checkpointing", action="store_true",
-                        help="recompute activations in backward (LlamaFactory's default), to fit more frames")
+    parser.add_argument(
+        "--gradient-checkpointing",
+        action="store_true",
+        help="recompute activations in backward (LlamaFactory's default), to fit more frames",
+    )
     parser.add_argument("--quick", action="store_true", help="tiny config, one step: a smoke run")
     parser.add_argument("--timeout-s", type=float, default=1800.0, help="per variant")
     parser.add_argument("--output", default=None, help="JSON path (default bench/results/gpu_<device>.json)")
@@ -505,19 +625,43 @@ def main(argv: list[str] | None = None) -> int:
         "device": args.device,
         "device_name": device_name,
         "peak_bf16_tflops": peak,
-        "peak_source": ("--peak-tflops" if args.peak_tflops
-                        else "table" if peak else "unknown device: MFU not computed"),
-        "machine": {"platform": platform.platform(), "cpu_count": os.cpu_count(), "python": platform.python_version(),
-                    "torch": torch.__version__, "cuda": torch.version.cuda,
-                    "gpu_memory_gib": torch.cuda.get_device_properties(0).total_memory / 2**30
-                    if args.device == "cuda" else None},
-        "settings": {k: getattr(args, k) for k in ("quick", "models", "attn", "liger", "gradient_checkpointing",
-                                                   "batch", "frames", "side",
-                                                   "steps", "warmup", "scst_batch", "scst_samples",
-                                                   "scst_max_new_tokens", "scst_frames", "scst_side", "scst_steps")},
+        "peak_source": (
+            "--peak-tflops" if args.peak_tflops else "table" if peak else "unknown device: MFU not computed"
+        ),
+        "machine": {
+            "platform": platform.platform(),
+            "cpu_count": os.cpu_count(),
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "cuda": torch.version.cuda,
+            "gpu_memory_gib": torch.cuda.get_device_properties(0).total_memory / 2**30
+            if args.device == "cuda"
+            else None,
+        },
+        "settings": {
+            k: getattr(args, k)
+            for k in (
+                "quick",
+                "models",
+                "attn",
+                "liger",
+                "gradient_checkpointing",
+                "batch",
+                "frames",
+                "side",
+                "steps",
+                "warmup",
+                "scst_batch",
+                "scst_samples",
+                "scst_max_new_tokens",
+                "scst_frames",
+                "scst_side",
+                "scst_steps",
+            )
+        },
         "dtype": "bfloat16" if args.device == "cuda" else "float32",
         "note": "random weights; full-parameter forward+backward without optimizer step"
-                + ("; CPU tiny run = code-path check, figures meaningless" if args.device == "cpu" else ""),
+        + ("; CPU tiny run = code-path check, figures meaningless" if args.device == "cpu" else ""),
         "variants": results,
         "wall_s": time.time() - started,
     }
@@ -528,8 +672,10 @@ def main(argv: list[str] | None = None) -> int:
         f.write("\n")
 
     print(f"device: {device_name}, dense bf16 peak: {peak} TFLOP/s")
-    print(f"{'variant':34s} {'route':11s} {'tokens':>7s} {'step ms':>9s} {'tok/s':>9s} {'MFU':>6s} {'MFU det':>7s} "
-          f"{'peak GiB':>8s}")
+    print(
+        f"{'variant':34s} {'route':11s} {'tokens':>7s} {'step ms':>9s} {'tok/s':>9s} {'MFU':>6s} {'MFU det':>7s} "
+        f"{'peak GiB':>8s}"
+    )
     for row in results:
         label = f"{row['model']} / {row['attn']}{' + liger' if row['liger'] else ''}"
         if row.get("status") != "ok":
@@ -542,8 +688,10 @@ def main(argv: list[str] | None = None) -> int:
             mfu = f"{block['mfu'] * 100:5.1f}%" if block["mfu"] is not None else "   n/a"
             mfu_d = f"{block['mfu_detailed'] * 100:6.1f}%" if block["mfu_detailed"] is not None else "    n/a"
             mem = f"{block['peak_allocated_gib']:8.1f}" if block["peak_allocated_gib"] is not None else "     n/a"
-            print(f"{label:34s} {route:11s} {block['tokens']:7d} {block['step_s']['median'] * 1000:9.1f} "
-                  f"{block['tokens_per_s']:9.0f} {mfu:>6s} {mfu_d:>7s} {mem}")
+            print(
+                f"{label:34s} {route:11s} {block['tokens']:7d} {block['step_s']['median'] * 1000:9.1f} "
+                f"{block['tokens_per_s']:9.0f} {mfu:>6s} {mfu_d:>7s} {mem}"
+            )
         scst = row.get("scst")
         if scst and scst.get("status") == "ok":
             print(f"{label:34s} {'scst':11s} {scst['samples_per_s']:.2f} samples/s, bottleneck {scst['bottleneck']}")

@@ -68,12 +68,16 @@ def run_script(ctx: Context, script: str, args: list[str], tag: str) -> dict[str
     cmd = [sys.executable, os.path.join(HERE, script), *args, "--output", output]
     print(f"  $ {' '.join(os.path.basename(c) if i < 2 else c for i, c in enumerate(cmd))}", flush=True)
     env = dict(os.environ)
-    for key, value in (("HF_HUB_OFFLINE", "1"), ("TRANSFORMERS_OFFLINE", "1"), ("HF_DATASETS_OFFLINE", "1"),
-                       ("TOKENIZERS_PARALLELISM", "false"), ("DISABLE_VERSION_CHECK", "1")):
+    for key, value in (
+        ("HF_HUB_OFFLINE", "1"),
+        ("TRANSFORMERS_OFFLINE", "1"),
+        ("HF_DATASETS_OFFLINE", "1"),
+        ("TOKENIZERS_PARALLELISM", "false"),
+        ("DISABLE_VERSION_CHECK", "1"),
+    ):
         env.setdefault(key, value)
     tail: list[str] = []
-    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
-                          cwd=REPO) as proc:
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=REPO) as proc:
         fired = threading.Event()
 
         def stop() -> None:  # this child only, by its handle
@@ -131,12 +135,17 @@ def machine_info(device: str) -> dict[str, Any]:
         "device": device,
         "device_name": cpu_name,
         "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)
-        if hasattr(os, "sysconf") else None,
+        if hasattr(os, "sysconf")
+        else None,
     }
     smi = shutil.which("nvidia-smi")
     if device == "cuda" and smi:
-        proc = subprocess.run([smi, "--query-gpu=name,memory.total,driver_version", "--format=csv,noheader"],
-                              capture_output=True, text=True, check=False)
+        proc = subprocess.run(
+            [smi, "--query-gpu=name,memory.total,driver_version", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         if proc.returncode == 0 and proc.stdout.strip():
             name, memory, driver = [p.strip() for p in proc.stdout.strip().splitlines()[0].split(",")]
             info.update(device_name=name, gpu_memory=memory, gpu_driver=driver)
@@ -163,9 +172,14 @@ def bench_startup(ctx: Context) -> dict[str, Any]:
     for key in ("import_constants", "cli_help"):
         block = raw.get(key)
         if block:
-            summary[key] = {"with_ms": stat(block["with_plugin_ms"]), "without_ms": stat(block["without_plugin_ms"]),
-                            "ratio_with_over_without": block["ratio_median"], "delta_ms": block["delta_median_ms"],
-                            "pairs": len(block["pair_ratios"]), "pair_ratios": block["pair_ratios"]}
+            summary[key] = {
+                "with_ms": stat(block["with_plugin_ms"]),
+                "without_ms": stat(block["without_plugin_ms"]),
+                "ratio_with_over_without": block["ratio_median"],
+                "delta_ms": block["delta_median_ms"],
+                "pairs": len(block["pair_ratios"]),
+                "pair_ratios": block["pair_ratios"],
+            }
     if raw.get("import_constants", {}).get("plugin_modules_self_ms"):
         summary["plugin_modules_self_ms"] = stat(raw["import_constants"]["plugin_modules_self_ms"])
     return {"summary": summary, "raw": raw}
@@ -180,18 +194,22 @@ def bench_action_cls_step(ctx: Context) -> dict[str, Any]:
         args += ["--quick"] if size is None else ["--hidden", str(size[0]), "--layers", str(size[1])]
         raw = run_script(ctx, "action_cls_step.py", args, f"action_cls_step_{_size_tag(size)}")
         cfg = raw["config"]
-        variants.append({
-            "label": f"h{cfg['hidden']} l{cfg['layers']} v{cfg['vocab']} b{cfg['batch']}",
-            "config": cfg,
-            "tokens": raw["tokens"],
-            "step_time_ms": {route: stat(v, 1000.0) for route, v in raw["step_time_s"].items()},
-            "peak_memory_mb": raw["peak_memory_mb"],
-            "ratio_seed_over_ours": raw["ratio_seed_over_ours"],
-            "ratio_sft_over_ours": raw["ratio_sft_over_ours"],
-            "raw": raw,
-        })
-    return {"summary": {"variants": [{k: v for k, v in x.items() if k != "raw"} for x in variants]},
-            "raw": [x["raw"] for x in variants]}
+        variants.append(
+            {
+                "label": f"h{cfg['hidden']} l{cfg['layers']} v{cfg['vocab']} b{cfg['batch']}",
+                "config": cfg,
+                "tokens": raw["tokens"],
+                "step_time_ms": {route: stat(v, 1000.0) for route, v in raw["step_time_s"].items()},
+                "peak_memory_mb": raw["peak_memory_mb"],
+                "ratio_seed_over_ours": raw["ratio_seed_over_ours"],
+                "ratio_sft_over_ours": raw["ratio_sft_over_ours"],
+                "raw": raw,
+            }
+        )
+    return {
+        "summary": {"variants": [{k: v for k, v in x.items() if k != "raw"} for x in variants]},
+        "raw": [x["raw"] for x in variants],
+    }
 
 
 def bench_caption_reward(ctx: Context) -> dict[str, Any]:
@@ -208,8 +226,15 @@ def bench_caption_reward(ctx: Context) -> dict[str, Any]:
             "max_abs_diff_vs_pycocoevalcap": row["max_abs_diff_vs_pycocoevalcap"],
             "reps": row["ours_s"]["n"],
         }
-    return {"summary": {"scorer_build_s": raw["setup"]["scorer_build_s"], "videos": raw["settings"]["videos"],
-                        "refs_per_video": raw["settings"]["refs_per_video"], "batches": batches}, "raw": raw}
+    return {
+        "summary": {
+            "scorer_build_s": raw["setup"]["scorer_build_s"],
+            "videos": raw["settings"]["videos"],
+            "refs_per_video": raw["settings"]["refs_per_video"],
+            "batches": batches,
+        },
+        "raw": raw,
+    }
 
 
 def bench_scst_step(ctx: Context) -> dict[str, Any]:
@@ -221,16 +246,18 @@ def bench_scst_step(ctx: Context) -> dict[str, Any]:
         args += ["--quick"] if size is None else ["--hidden", str(size[0]), "--layers", str(size[1])]
         raw = run_script(ctx, "scst_step.py", args, f"scst_step_{_size_tag(size)}")
         cfg = raw["config"]
-        variants.append({
-            "label": f"h{cfg['hidden']} l{cfg['layers']} v{cfg['vocab']} B{cfg['batch']}xK{cfg['samples']}",
-            "config": cfg,
-            "tokens": raw["tokens"],
-            "phases_ms": {name: stat(v, 1000.0) for name, v in raw["phases_s"].items()},
-            "share_of_step": raw["share_of_step"],
-            "bottleneck": raw["bottleneck"],
-            "samples_per_s": raw["samples_per_s"],
-            "reward_realistic_ms": stat(raw["reward_realistic_s"], 1000.0),
-        })
+        variants.append(
+            {
+                "label": f"h{cfg['hidden']} l{cfg['layers']} v{cfg['vocab']} B{cfg['batch']}xK{cfg['samples']}",
+                "config": cfg,
+                "tokens": raw["tokens"],
+                "phases_ms": {name: stat(v, 1000.0) for name, v in raw["phases_s"].items()},
+                "share_of_step": raw["share_of_step"],
+                "bottleneck": raw["bottleneck"],
+                "samples_per_s": raw["samples_per_s"],
+                "reward_realistic_ms": stat(raw["reward_realistic_s"], 1000.0),
+            }
+        )
         raws.append(raw)
     return {"summary": {"variants": variants}, "raw": raws}
 
@@ -245,13 +272,27 @@ def bench_decode(ctx: Context) -> dict[str, Any]:
             if block["status"] != "ok":
                 sides[side] = {"status": block["status"]}
                 continue
-            sides[side] = {"status": "ok", "seconds": stat(block["seconds"]), "source_fps": block["source_fps"],
-                           "frames_returned": block["frames_returned"], "reps": block["seconds"]["n"]}
-        videos[label] = {"video": row["video"], "sides": sides,
-                         "ratio_host_over_pyav_rgb": row["ratio_host_over_pyav_rgb"],
-                         "ratio_host_over_pyav_decode": row["ratio_host_over_pyav_decode"]}
-    return {"summary": {"videos": videos, "frame_sampler_ours": "not built yet",
-                        "host_kwargs": raw["settings"]["host_kwargs"]}, "raw": raw}
+            sides[side] = {
+                "status": "ok",
+                "seconds": stat(block["seconds"]),
+                "source_fps": block["source_fps"],
+                "frames_returned": block["frames_returned"],
+                "reps": block["seconds"]["n"],
+            }
+        videos[label] = {
+            "video": row["video"],
+            "sides": sides,
+            "ratio_host_over_pyav_rgb": row["ratio_host_over_pyav_rgb"],
+            "ratio_host_over_pyav_decode": row["ratio_host_over_pyav_decode"],
+        }
+    return {
+        "summary": {
+            "videos": videos,
+            "frame_sampler_ours": "not built yet",
+            "host_kwargs": raw["settings"]["host_kwargs"],
+        },
+        "raw": raw,
+    }
 
 
 def bench_gpu(ctx: Context) -> dict[str, Any]:
@@ -264,8 +305,12 @@ def bench_gpu(ctx: Context) -> dict[str, Any]:
     raw = run_script(ctx, "gpu.py", args, "gpu")
     rows = []
     for variant in raw["variants"]:
-        base = {"model": variant["model"], "attn": variant["attn"], "liger": variant["liger"],
-                "status": variant.get("status", "ok")}
+        base = {
+            "model": variant["model"],
+            "attn": variant["attn"],
+            "liger": variant["liger"],
+            "status": variant.get("status", "ok"),
+        }
         if base["status"] != "ok":
             rows.append(dict(base, reason=variant.get("reason") or variant.get("error", "")[-300:]))
             continue
@@ -274,16 +319,36 @@ def bench_gpu(ctx: Context) -> dict[str, Any]:
             if block["status"] != "ok":
                 routes[route] = {"status": block["status"]}
                 continue
-            routes[route] = {"status": "ok", "tokens": block["tokens"], "step_ms": stat(block["step_s"], 1000.0),
-                             "tokens_per_s": block["tokens_per_s"], "videos_per_s": block["videos_per_s"],
-                             "mfu": block["mfu"], "mfu_detailed": block["mfu_detailed"],
-                             "peak_allocated_gib": block["peak_allocated_gib"]}
+            routes[route] = {
+                "status": "ok",
+                "tokens": block["tokens"],
+                "step_ms": stat(block["step_s"], 1000.0),
+                "tokens_per_s": block["tokens_per_s"],
+                "videos_per_s": block["videos_per_s"],
+                "mfu": block["mfu"],
+                "mfu_detailed": block["mfu_detailed"],
+                "peak_allocated_gib": block["peak_allocated_gib"],
+            }
         scst = variant.get("scst") or {}
-        rows.append(dict(base, routes=routes, parameters_b=variant["parameters"]["total"] / 1e9,
-                         scst_samples_per_s=scst.get("samples_per_s"), scst_bottleneck=scst.get("bottleneck"),
-                         scst_status=scst.get("status")))
-    return {"summary": {"device_name": raw["device_name"], "peak_bf16_tflops": raw["peak_bf16_tflops"],
-                        "code_path_check_only": ctx.device == "cpu", "variants": rows}, "raw": raw}
+        rows.append(
+            dict(
+                base,
+                routes=routes,
+                parameters_b=variant["parameters"]["total"] / 1e9,
+                scst_samples_per_s=scst.get("samples_per_s"),
+                scst_bottleneck=scst.get("bottleneck"),
+                scst_status=scst.get("status"),
+            )
+        )
+    return {
+        "summary": {
+            "device_name": raw["device_name"],
+            "peak_bf16_tflops": raw["peak_bf16_tflops"],
+            "code_path_check_only": ctx.device == "cpu",
+            "variants": rows,
+        },
+        "raw": raw,
+    }
 
 
 def not_built(name: str) -> Callable[[Context], dict[str, Any]]:
@@ -364,28 +429,40 @@ def render_markdown(results: dict[str, Any]) -> str:
 
     s = head("startup", "Start-up (`bench/startup.py`)")
     if s:
-        lines += ["| measure | with plugin (ms) | `LLAMAFACTORY_VIDEO_DISABLE=1` (ms) | with / without |",
-                  "|---|---|---|---|",
-                  f"| hook import per Python process, bytecode cached | {_ms(s['hook_ms']['cached'], 2)} | — | — |",
-                  f"| hook import per Python process, environment as is | {_ms(s['hook_ms']['env'], 2)} | — | — |"]
+        lines += [
+            "| measure | with plugin (ms) | `LLAMAFACTORY_VIDEO_DISABLE=1` (ms) | with / without |",
+            "|---|---|---|---|",
+            f"| hook import per Python process, bytecode cached | {_ms(s['hook_ms']['cached'], 2)} | — | — |",
+            f"| hook import per Python process, environment as is | {_ms(s['hook_ms']['env'], 2)} | — | — |",
+        ]
         if "plugin_modules_self_ms" in s:
-            lines.append("| plugin modules' own import time once LlamaFactory loads (`-X importtime` self time) | "
-                         f"{_ms(s['plugin_modules_self_ms'], 2)} | — | — |")
-        for key, title in (("import_constants", "`import llamafactory.extras.constants`"),
-                           ("cli_help", "`llamafactory-cli help`")):
+            lines.append(
+                "| plugin modules' own import time once LlamaFactory loads (`-X importtime` self time) | "
+                f"{_ms(s['plugin_modules_self_ms'], 2)} | — | — |"
+            )
+        for key, title in (
+            ("import_constants", "`import llamafactory.extras.constants`"),
+            ("cli_help", "`llamafactory-cli help`"),
+        ):
             if key in s:
                 b = s[key]
                 ratios = ", ".join(f"{r:.2f}" for r in b.get("pair_ratios", []))
-                lines.append(f"| {title}, wall, {b['pairs']} pair(s) | {_ms(b['with_ms'], 0)} | "
-                             f"{_ms(b['without_ms'], 0)} | {_x(b['ratio_with_over_without'], 3)} "
-                             f"({b['delta_ms']:+.0f} ms; per pair {ratios}) |")
+                lines.append(
+                    f"| {title}, wall, {b['pairs']} pair(s) | {_ms(b['with_ms'], 0)} | "
+                    f"{_ms(b['without_ms'], 0)} | {_x(b['ratio_with_over_without'], 3)} "
+                    f"({b['delta_ms']:+.0f} ms; per pair {ratios}) |"
+                )
         lines.append("")
 
     s = head("action_cls_step", "`action_cls` training step (`bench/action_cls_step.py`, forward + backward)")
     if s:
-        lines += [("| config | tokens ours / seed / sft | ours (ms) | seed (ms) | sft (ms) | seed / ours | "
-                   "sft / ours | peak MiB ours / seed / sft | seed / ours mem | sft / ours mem |"),
-                  "|---|---|---|---|---|---|---|---|---|---|"]
+        lines += [
+            (
+                "| config | tokens ours / seed / sft | ours (ms) | seed (ms) | sft (ms) | seed / ours | "
+                "sft / ours | peak MiB ours / seed / sft | seed / ours mem | sft / ours mem |"
+            ),
+            "|---|---|---|---|---|---|---|---|---|---|",
+        ]
         for v in s["variants"]:
             t, mem = v["step_time_ms"], v["peak_memory_mb"]
             lines.append(
@@ -393,41 +470,62 @@ def render_markdown(results: dict[str, Any]) -> str:
                 f"{_ms(t['ours'])} | {_ms(t['seed'])} | {_ms(t['sft'])} | "
                 f"{_x(v['ratio_seed_over_ours']['step_time'])} | {_x(v['ratio_sft_over_ours']['step_time'])} | "
                 f"{mem['ours']:.0f} / {mem['seed']:.0f} / {mem['sft']:.0f} | "
-                f"{_x(v['ratio_seed_over_ours']['peak_memory'])} | {_x(v['ratio_sft_over_ours']['peak_memory'])} |")
+                f"{_x(v['ratio_seed_over_ours']['peak_memory'])} | {_x(v['ratio_sft_over_ours']['peak_memory'])} |"
+            )
         lines.append("")
 
     s = head("caption_reward", "Caption reward, CIDEr-D (`bench/caption_reward.py`)")
     if s:
-        lines += [f"Corpus {s['videos']} videos x {s['refs_per_video']} references; our scorer built once in "
-                  f"{s['scorer_build_s']:.1f} s.", "",
-                  "| batch | ours (ms) | pycocoevalcap (ms) | pycocoevalcap / ours | ours, df of the batch (ms) | "
-                  "pycocoevalcap / that | max abs diff |", "|---|---|---|---|---|---|---|"]
+        lines += [
+            f"Corpus {s['videos']} videos x {s['refs_per_video']} references; our scorer built once in "
+            f"{s['scorer_build_s']:.1f} s.",
+            "",
+            "| batch | ours (ms) | pycocoevalcap (ms) | pycocoevalcap / ours | ours, df of the batch (ms) | "
+            "pycocoevalcap / that | max abs diff |",
+            "|---|---|---|---|---|---|---|",
+        ]
         for size, b in s["batches"].items():
-            lines.append(f"| {size} | {_ms(b['ours_ms'], 2)} | {_ms(b['pycocoevalcap_ms'])} | "
-                         f"{_x(b['ratio_pycocoevalcap_over_ours'], 1)} | {_ms(b['ours_batch_df_ms'], 1)} | "
-                         f"{_x(b['ratio_pycocoevalcap_over_ours_batch_df'], 1)} | "
-                         f"{b['max_abs_diff_vs_pycocoevalcap']:.1e} |")
+            lines.append(
+                f"| {size} | {_ms(b['ours_ms'], 2)} | {_ms(b['pycocoevalcap_ms'])} | "
+                f"{_x(b['ratio_pycocoevalcap_over_ours'], 1)} | {_ms(b['ours_batch_df_ms'], 1)} | "
+                f"{_x(b['ratio_pycocoevalcap_over_ours_batch_df'], 1)} | "
+                f"{b['max_abs_diff_vs_pycocoevalcap']:.1e} |"
+            )
         lines.append("")
 
     s = head("scst_step", "`scst` step by phase (`bench/scst_step.py`)")
     if s:
-        lines += ["| config | new tokens | generate K samples (ms) | greedy baseline (ms) | reward (ms) | "
-                  "forward + backward (ms) | bottleneck | samples/s |", "|---|---|---|---|---|---|---|---|"]
+        lines += [
+            "| config | new tokens | generate K samples (ms) | greedy baseline (ms) | reward (ms) | "
+            "forward + backward (ms) | bottleneck | samples/s |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
         for v in s["variants"]:
-            cells = " | ".join(_phase(v, name) for name in ("generate_samples", "generate_baseline", "reward",
-                                                             "forward_backward"))
-            lines.append(f"| {v['label']} | {v['tokens']['generated_mean']:.0f} | {cells} | {v['bottleneck']} | "
-                         f"{v['samples_per_s']:.2f} |")
+            cells = " | ".join(
+                _phase(v, name) for name in ("generate_samples", "generate_baseline", "reward", "forward_backward")
+            )
+            lines.append(
+                f"| {v['label']} | {v['tokens']['generated_mean']:.0f} | {cells} | {v['bottleneck']} | "
+                f"{v['samples_per_s']:.2f} |"
+            )
         lines.append("")
 
     s = head("decode", "Video decoding (`bench/decode.py`)")
     if s:
-        lines += ["Host = LlamaFactory's `Qwen2VLPlugin._regularize_videos` (PyAV, `video_fps` 2, `video_maxlen` 128, "
-                  "256x256 px max). Source fps = frames in the file / seconds. Our own frame sampler: not built yet. "
-                  "decord: " + ("measured." if any(v["sides"].get("decord", {}).get("status") == "ok"
-                                                   for v in s["videos"].values()) else "not installed here."), "",
-                  "| video | frames | host (s) | PyAV decode only (s) | PyAV decode + RGB (s) | host src fps | "
-                  "PyAV RGB src fps | host / PyAV RGB | host / PyAV decode |", "|---|---|---|---|---|---|---|---|---|"]
+        lines += [
+            "Host = LlamaFactory's `Qwen2VLPlugin._regularize_videos` (PyAV, `video_fps` 2, `video_maxlen` 128, "
+            "256x256 px max). Source fps = frames in the file / seconds. Our own frame sampler: not built yet. "
+            "decord: "
+            + (
+                "measured."
+                if any(v["sides"].get("decord", {}).get("status") == "ok" for v in s["videos"].values())
+                else "not installed here."
+            ),
+            "",
+            "| video | frames | host (s) | PyAV decode only (s) | PyAV decode + RGB (s) | host src fps | "
+            "PyAV RGB src fps | host / PyAV RGB | host / PyAV decode |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
         for label, v in s["videos"].items():
             sd = v["sides"]
             info = v["video"]
@@ -436,23 +534,32 @@ def render_markdown(results: dict[str, Any]) -> str:
                 f"{_ms(sd['host_qwen2vl'].get('seconds'), 3)} | {_ms(sd['pyav_decode'].get('seconds'), 3)} | "
                 f"{_ms(sd['pyav_rgb'].get('seconds'), 3)} | {_fmt(sd['host_qwen2vl'].get('source_fps'), '.0f')} | "
                 f"{_fmt(sd['pyav_rgb'].get('source_fps'), '.0f')} | {_x(v['ratio_host_over_pyav_rgb'])} | "
-                f"{_x(v['ratio_host_over_pyav_decode'])} |")
+                f"{_x(v['ratio_host_over_pyav_decode'])} |"
+            )
         lines.append("")
 
     s = head("gpu", "Real-size Qwen2.5-VL (`bench/gpu.py`)")
     if s:
         if s["code_path_check_only"]:
-            lines += ["CPU: the tiny config only, to keep the code path tested; these figures say nothing about a "
-                      "GPU. Run `python bench/run.py --device cuda` on a GPU.", ""]
+            lines += [
+                "CPU: the tiny config only, to keep the code path tested; these figures say nothing about a "
+                "GPU. Run `python bench/run.py --device cuda` on a GPU.",
+                "",
+            ]
         device_name = m["device_name"] if s["code_path_check_only"] else s["device_name"]
-        lines += [f"Device {device_name}, dense bf16 peak {s['peak_bf16_tflops'] or 'unknown'} TFLOP/s.", "",
-                  "| model | attention | route | tokens | step (ms) | tokens/s | MFU | MFU detailed | peak GiB | "
-                  "scst samples/s |", "|---|---|---|---|---|---|---|---|---|---|"]
+        lines += [
+            f"Device {device_name}, dense bf16 peak {s['peak_bf16_tflops'] or 'unknown'} TFLOP/s.",
+            "",
+            "| model | attention | route | tokens | step (ms) | tokens/s | MFU | MFU detailed | peak GiB | "
+            "scst samples/s |",
+            "|---|---|---|---|---|---|---|---|---|---|",
+        ]
         for row in s["variants"]:
             attn = row["attn"] + (" + liger" if row["liger"] else "")
             if row["status"] != "ok":
-                lines.append(f"| {row['model']} | {attn} | — | {row['status']}: {row.get('reason', '')[:80]} "
-                             "| | | | | | |")
+                lines.append(
+                    f"| {row['model']} | {attn} | — | {row['status']}: {row.get('reason', '')[:80]} | | | | | | |"
+                )
                 continue
             for route, b in row["routes"].items():
                 if b["status"] != "ok":
@@ -460,9 +567,11 @@ def render_markdown(results: dict[str, Any]) -> str:
                     continue
                 mfu, mfu_d = _pct(b["mfu"]), _pct(b["mfu_detailed"])
                 scst = _fmt(row["scst_samples_per_s"], ".2f") if route == "action_cls" else ""
-                lines.append(f"| {row['model']} | {attn} | {route} | {b['tokens']} | {_ms(b['step_ms'])} | "
-                             f"{b['tokens_per_s']:.0f} | {mfu} | {mfu_d} | "
-                             f"{_fmt(b['peak_allocated_gib'], '.1f')} | {scst} |")
+                lines.append(
+                    f"| {row['model']} | {attn} | {route} | {b['tokens']} | {_ms(b['step_ms'])} | "
+                    f"{b['tokens_per_s']:.0f} | {mfu} | {mfu_d} | "
+                    f"{_fmt(b['peak_allocated_gib'], '.1f')} | {scst} |"
+                )
         lines.append("")
 
     missing = [name for name in NOT_BUILT if name in entries]
@@ -497,11 +606,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="every benchmark in its smallest form (smoke run)")
     parser.add_argument("--only", action="append", default=None, help=f"comma list of {', '.join(BENCHMARKS)}")
-    parser.add_argument("--device", choices=("cpu", "cuda"), default=None,
-                        help="default: cuda when nvidia-smi sees a GPU")
+    parser.add_argument(
+        "--device", choices=("cpu", "cuda"), default=None, help="default: cuda when nvidia-smi sees a GPU"
+    )
     parser.add_argument("--results-dir", default=DEFAULT_RESULTS_DIR, help="where <device>[_quick].json goes")
-    parser.add_argument("--docs", default=None, help="markdown file whose generated section is rewritten "
-                        "(default docs/benchmarks.md for a full run; a quick run writes docs only when given)")
+    parser.add_argument(
+        "--docs",
+        default=None,
+        help="markdown file whose generated section is rewritten "
+        "(default docs/benchmarks.md for a full run; a quick run writes docs only when given)",
+    )
     parser.add_argument("--workdir", default=os.path.join(HERE, ".cache"), help="cache of models and videos")
     parser.add_argument("--peak-tflops", type=float, default=None, help="override the GPU's dense bf16 peak for MFU")
     parser.add_argument("--timeout-s", type=float, default=3600.0, help="per benchmark script run")
@@ -536,13 +650,22 @@ def main(argv: list[str] | None = None) -> int:
 
     started = time.time()
     load_start = loadavg()
-    print(f"benchmarks on {args.device} ({'quick' if args.quick else 'full'}): {', '.join(args.names)}; "
-          f"load average {load_start}", flush=True)
+    print(
+        f"benchmarks on {args.device} ({'quick' if args.quick else 'full'}): {', '.join(args.names)}; "
+        f"load average {load_start}",
+        flush=True,
+    )
     entries: dict[str, Any] = {}
     failed = []
     with tempfile.TemporaryDirectory(prefix="lfv_bench_") as tmp:
-        ctx = Context(quick=args.quick, device=args.device, tmp=tmp, workdir=os.path.abspath(args.workdir),
-                      peak_tflops=args.peak_tflops, timeout_s=args.timeout_s)
+        ctx = Context(
+            quick=args.quick,
+            device=args.device,
+            tmp=tmp,
+            workdir=os.path.abspath(args.workdir),
+            peak_tflops=args.peak_tflops,
+            timeout_s=args.timeout_s,
+        )
         for index, name in enumerate(args.names, 1):
             print(f"[{index}/{len(args.names)}] {name} ...", flush=True)
             t0 = time.time()
@@ -553,9 +676,12 @@ def main(argv: list[str] | None = None) -> int:
             except Exception as exc:  # noqa: BLE001 - one broken benchmark must not hide the others
                 entry = {"status": "failed", "error": f"{type(exc).__name__}: {exc}"[-3000:]}
                 failed.append(name)
-            entry.update(wall_s=round(time.time() - t0, 1),
-                         timestamp=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-                         loadavg_end=loadavg(), note=args.note)
+            entry.update(
+                wall_s=round(time.time() - t0, 1),
+                timestamp=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+                loadavg_end=loadavg(),
+                note=args.note,
+            )
             entries[name] = entry
             print(f"[{index}/{len(args.names)}] {name}: {entry['status']} in {entry['wall_s']} s", flush=True)
 

@@ -46,8 +46,10 @@ from caption_reward import make_caption, make_corpus, summarize  # bench/ is on 
 
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-PROMPT = ("<|im_start|>user\n<|vision_start|><|video_pad|><|vision_end|>Describe this video in one sentence."
-          "<|im_end|>\n<|im_start|>assistant\n")
+PROMPT = (
+    "<|im_start|>user\n<|vision_start|><|video_pad|><|vision_end|>Describe this video in one sentence."
+    "<|im_end|>\n<|im_start|>assistant\n"
+)
 PHASES = ("generate_samples", "generate_baseline", "reward", "forward_backward")
 
 
@@ -70,7 +72,7 @@ def build(args: argparse.Namespace) -> dict[str, Any]:
     torch.manual_seed(0)
     model = AutoModelForImageTextToText.from_config(AutoConfig.from_pretrained(cache), dtype=dtype)
     with torch.no_grad():  # samples decode to text: no logit for rows the tokenizer cannot decode
-        model.get_output_embeddings().weight[len(tokenizer):] = 0
+        model.get_output_embeddings().weight[len(tokenizer) :] = 0
     model = model.to(args.device).train()
     for module in (model.get_input_embeddings(), model.get_output_embeddings()):
         module.weight.requires_grad_(False)  # frozen as under LoRA
@@ -89,27 +91,38 @@ def build(args: argparse.Namespace) -> dict[str, Any]:
     keys = [f"video{i}" for i in range(args.batch)]
     eos_ids = [tokenizer.convert_tokens_to_ids(t) for t in ("<|im_end|>", "<|endoftext|>")]
     return {
-        "model": model, "prompt": prompt, "keys": keys,
+        "model": model,
+        "prompt": prompt,
+        "keys": keys,
         "decode": lambda tokens: [c.strip() for c in tokenizer.batch_decode(tokens, skip_special_tokens=True)],
-        "references": [corpus[k] for k in keys], "topics": [topics[k] for k in keys],
-        "reward": CaptionReward(scorer, {"cider_d": 1.0}), "eos_ids": eos_ids,
-        "scorer": {"build_s": scorer_build_s, "corpus_videos": args.corpus_videos, "refs_per_video": 20,
-                   "distinct_ngrams": len(scorer.document_frequency)},
+        "references": [corpus[k] for k in keys],
+        "topics": [topics[k] for k in keys],
+        "reward": CaptionReward(scorer, {"cider_d": 1.0}),
+        "eos_ids": eos_ids,
+        "scorer": {
+            "build_s": scorer_build_s,
+            "corpus_videos": args.corpus_videos,
+            "refs_per_video": 20,
+            "distinct_ngrams": len(scorer.document_frequency),
+        },
         **generation_kwargs(eos_ids, tokenizer.pad_token_id, args.samples, args.max_new_tokens),
     }
 
 
-def generation_kwargs(eos_ids: list[int], pad_id: int, samples: int, max_new_tokens: int,
-                      min_new_tokens: int | None = None) -> dict[str, dict[str, Any]]:
+def generation_kwargs(
+    eos_ids: list[int], pad_id: int, samples: int, max_new_tokens: int, min_new_tokens: int | None = None
+) -> dict[str, dict[str, Any]]:
     """``{"sample_kwargs", "baseline_kwargs"}`` of ``generate``, as ``ScstTrainer`` builds them (stage defaults:
     temperature 0.7, top-p 0.9, top-k 50; greedy baseline)."""
-    common: dict[str, Any] = dict(eos_token_id=eos_ids, pad_token_id=pad_id, use_cache=True,
-                                  max_new_tokens=max_new_tokens)
+    common: dict[str, Any] = dict(
+        eos_token_id=eos_ids, pad_token_id=pad_id, use_cache=True, max_new_tokens=max_new_tokens
+    )
     if min_new_tokens:
         common["min_new_tokens"] = min_new_tokens
     return {
-        "sample_kwargs": dict(common, do_sample=True, temperature=0.7, top_p=0.9, top_k=50,
-                              num_return_sequences=samples),
+        "sample_kwargs": dict(
+            common, do_sample=True, temperature=0.7, top_p=0.9, top_k=50, num_return_sequences=samples
+        ),
         "baseline_kwargs": dict(common, do_sample=False, num_beams=1, num_return_sequences=1),
     }
 
@@ -127,7 +140,7 @@ def generate(model: torch.nn.Module, prompt: dict[str, Any], **kwargs: Any) -> t
             sequences = model.generate(**prompt, **kwargs)
     finally:
         model.train()
-    return sequences[:, prompt["input_ids"].shape[1]:]
+    return sequences[:, prompt["input_ids"].shape[1] :]
 
 
 def scst_step(ctx: dict[str, Any], args: argparse.Namespace) -> tuple[dict[str, float], dict[str, float]]:
@@ -193,8 +206,10 @@ def scst_step(ctx: dict[str, Any], args: argparse.Namespace) -> tuple[dict[str, 
 
     timed("forward_backward", forward_backward)
     times["step"] = sum(times.values())
-    info = {"generated_tokens": float(sampled.shape[1]),
-            "caption_words": float(np.mean([len(c.split()) for c in captions]))}
+    info = {
+        "generated_tokens": float(sampled.shape[1]),
+        "caption_words": float(np.mean([len(c.split()) for c in captions])),
+    }
     return times, info
 
 
@@ -240,8 +255,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    print(f"building the model (hidden {args.hidden}, {args.layers} layers, vocab {args.vocab}) and the reward ...",
-          flush=True)
+    print(
+        f"building the model (hidden {args.hidden}, {args.layers} layers, vocab {args.vocab}) and the reward ...",
+        flush=True,
+    )
     ctx = build(args)
     torch.manual_seed(0)
     rng = random.Random(0)
@@ -266,16 +283,38 @@ def main(argv: list[str] | None = None) -> int:
     result = {
         "benchmark": "scst_step",
         "device": args.device,
-        "device_name": (torch.cuda.get_device_name() if args.device == "cuda"
-                        else platform.processor() or platform.machine()),
-        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "python": platform.python_version(),
-                    "torch": torch.__version__},
+        "device_name": (
+            torch.cuda.get_device_name() if args.device == "cuda" else platform.processor() or platform.machine()
+        ),
+        "machine": {
+            "platform": platform.platform(),
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+        },
         "when": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "config": {k: getattr(args, k) for k in ("hidden", "layers", "vocab", "batch", "samples", "max_new_tokens",
-                                                 "baseline", "frames", "size", "pixels", "steps", "quick")},
-        "tokens": {"prompt": int(ctx["prompt"]["input_ids"].shape[1]),
-                   "generated_mean": float(np.mean([i["generated_tokens"] for i in infos])),
-                   "caption_words_mean": float(np.mean([i["caption_words"] for i in infos]))},
+        "config": {
+            k: getattr(args, k)
+            for k in (
+                "hidden",
+                "layers",
+                "vocab",
+                "batch",
+                "samples",
+                "max_new_tokens",
+                "baseline",
+                "frames",
+                "size",
+                "pixels",
+                "steps",
+                "quick",
+            )
+        },
+        "tokens": {
+            "prompt": int(ctx["prompt"]["input_ids"].shape[1]),
+            "generated_mean": float(np.mean([i["generated_tokens"] for i in infos])),
+            "caption_words_mean": float(np.mean([i["caption_words"] for i in infos])),
+        },
         "scorer": ctx["scorer"],
         "phases_s": phases,
         "share_of_step": {name: value / total for name, value in parts.items()},
@@ -283,14 +322,18 @@ def main(argv: list[str] | None = None) -> int:
         "samples_per_s": samples / phases["step"]["median"],
         "reward_realistic_s": summarize(realistic),
     }
-    print(f"scst step on {args.device} (hidden {args.hidden}, {args.layers} layers, vocab {args.vocab}, "
-          f"B={args.batch} x K={args.samples}, {result['tokens']['generated_mean']:.0f} new tokens):")
+    print(
+        f"scst step on {args.device} (hidden {args.hidden}, {args.layers} layers, vocab {args.vocab}, "
+        f"B={args.batch} x K={args.samples}, {result['tokens']['generated_mean']:.0f} new tokens):"
+    )
     for name in (*parts, "step"):
         p = phases[name]
         share = f"{result['share_of_step'][name] * 100:5.1f} %" if name in parts else ""
         print(f"  {name:18s} {p['median'] * 1000:9.1f} ms [{p['p10'] * 1000:.1f}-{p['p90'] * 1000:.1f}] {share}")
-    print(f"  bottleneck: {result['bottleneck']}; {result['samples_per_s']:.2f} samples/s; reward on MSR-VTT-like "
-          f"captions {result['reward_realistic_s']['median'] * 1000:.1f} ms")
+    print(
+        f"  bottleneck: {result['bottleneck']}; {result['samples_per_s']:.2f} samples/s; reward on MSR-VTT-like "
+        f"captions {result['reward_realistic_s']['median'] * 1000:.1f} ms"
+    )
     output = args.output or os.path.join(HERE, "results", f"scst_step_{args.device}.json")
     os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
     with open(output, "w", encoding="utf-8") as f:

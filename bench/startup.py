@@ -327,7 +327,8 @@ def main(argv: list[str] | None = None) -> int:
         )
         if "plugin_modules_self_ms" in block:
             print(
-                f"{'    plugin modules self time (importtime), with plugin':64s} {fmt(block['plugin_modules_self_ms'])}"
+                f"{'    plugin modules self time (importtime), with plugin':64s} "
+                f"{fmt(block['plugin_modules_self_ms'])}"
             )
     print(f"\nwrote {output} ({results['elapsed_s']} s)")
     return 0

@@ -31,9 +31,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-register", action="store_true", help="do not touch dataset_info.json")
     args = parser.parse_args(argv)
     try:
-        summary = convert_msrvtt(args.annotations, args.video_root, args.output_dir, prefix=args.prefix,
-                                 video_ext=args.video_ext, skip_missing=args.skip_missing,
-                                 register=not args.no_register)
+        summary = convert_msrvtt(
+            args.annotations,
+            args.video_root,
+            args.output_dir,
+            prefix=args.prefix,
+            video_ext=args.video_ext,
+            skip_missing=args.skip_missing,
+            register=not args.no_register,
+        )
     except ConversionError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

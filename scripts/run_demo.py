@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Build the offline assets, train `stage: action_cls` with the stock CLI, print the held-out accuracy.
 
-    python scripts/run_demo.py [--workdir demo_assets] [--config examples/demo/action_cls_tiny.yaml]
+python scripts/run_demo.py [--workdir demo_assets] [--config examples/demo/action_cls_tiny.yaml]
 """
 
 import argparse
@@ -32,23 +32,34 @@ def main() -> int:
         build_tiny_model(model_dir, arch="qwen2_5_vl")
     print(f"[demo] tiny Qwen2.5-VL: {model_dir}")
     info = make_action_dataset(data_dir, num_classes=4, train_per_class=24, test_per_class=8)
-    print(f"[demo] synthetic videos: {info['num_train']} train / {info['num_test']} test, classes {info['class_names']}")
+    print(
+        f"[demo] synthetic videos: {info['num_train']} train / {info['num_test']} test, classes {info['class_names']}"
+    )
 
     cli = os.path.join(os.path.dirname(sys.executable), "llamafactory-cli")
-    command = [cli, "train", args.config, f"model_name_or_path={model_dir}", f"dataset_dir={data_dir}",
-               f"output_dir={args.output_dir}"]
+    command = [
+        cli,
+        "train",
+        args.config,
+        f"model_name_or_path={model_dir}",
+        f"dataset_dir={data_dir}",
+        f"output_dir={args.output_dir}",
+    ]
     print("[demo] $ " + " ".join(command), flush=True)
     start = time.time()
     subprocess.run(command, check=True)
     with open(os.path.join(args.output_dir, "eval_results.json"), encoding="utf-8") as f:
         metrics = json.load(f)
     print(
-        f"[demo] action_cls held-out accuracy: {metrics['eval_accuracy']:.3f} (top-5 {metrics['eval_top5_accuracy']:.3f}, "
+        f"[demo] action_cls held-out accuracy: {metrics['eval_accuracy']:.3f} "
+        f"(top-5 {metrics['eval_top5_accuracy']:.3f}, "
         f"macro-F1 {metrics['eval_macro_f1']:.3f}) on {info['num_test']} test videos; "
         f"{time.time() - start:.0f} s through llamafactory-cli"
     )
-    print(f"[demo] outputs: {args.output_dir} (adapter, action_decoder.safetensors, eval_confusion_matrix.png, "
-          "action_predictions.jsonl)")
+    print(
+        f"[demo] outputs: {args.output_dir} (adapter, action_decoder.safetensors, eval_confusion_matrix.png, "
+        "action_predictions.jsonl)"
+    )
     return 0
 
 

@@ -24,7 +24,8 @@ StageName = Literal[ALL_STAGES]  # type: ignore[valid-type]
 
 @dataclass
 class ActionClsArguments:
-    r"""Keys of the ``action_cls`` stage (seed 001): an ``<ACTION>`` token whose last hidden state feeds a classifier."""
+    r"""Keys of the ``action_cls`` stage (seed 001): the last hidden state of an ``<ACTION>`` token feeds a
+    classifier."""
 
     num_action_classes: Optional[int] = field(
         default=None,
@@ -35,7 +36,10 @@ class ActionClsArguments:
     )
     action_decoder_type: Literal["linear", "mlp"] = field(
         default="linear",
-        metadata={"help": "Classifier head on the <ACTION> hidden state: `linear` or `mlp` (hidden -> size -> GELU -> classes)."},
+        metadata={
+            "help": "Classifier head on the <ACTION> hidden state: `linear` or `mlp` "
+            "(hidden -> size -> GELU -> classes)."
+        },
     )
     action_decoder_hidden_size: Optional[int] = field(
         default=None,
@@ -78,7 +82,8 @@ class ActionClsArguments:
         default="error",
         metadata={
             "help": "What to do with samples that cannot train (no <ACTION> token, bad label, undecodable video, "
-            "prompt longer than cutoff_len): `error` stops before training and lists them; `skip` drops and counts them."
+            "prompt longer than cutoff_len): `error` stops before training and lists them; "
+            "`skip` drops and counts them."
         },
     )
     action_label_names: Optional[str] = field(
@@ -101,14 +106,17 @@ class ActionClsArguments:
                 "Remove it, or set `action_decoder_type: mlp`."
             )
         if self.action_decoder_hidden_size is not None and self.action_decoder_hidden_size < 1:
-            raise ValueError("`action_decoder_hidden_size` must be a positive integer (or null for the model's hidden size).")
+            raise ValueError(
+                "`action_decoder_hidden_size` must be a positive integer (or null for the model's hidden size)."
+            )
         if not 0.0 <= self.action_label_smoothing < 1.0:
             raise ValueError(f"`action_label_smoothing` must be in [0, 1), got {self.action_label_smoothing}.")
         if not 0.0 <= self.action_decoder_dropout < 1.0:
             raise ValueError(f"`action_decoder_dropout` must be in [0, 1), got {self.action_decoder_dropout}.")
         if self.action_token_lr_scale < 0:
             raise ValueError(
-                f"`action_token_lr_scale` must be >= 0 (0 freezes the <ACTION> embedding), got {self.action_token_lr_scale}."
+                "`action_token_lr_scale` must be >= 0 (0 freezes the <ACTION> embedding), "
+                f"got {self.action_token_lr_scale}."
             )
         if self.action_lm_loss_weight < 0:
             raise ValueError(f"`action_lm_loss_weight` must be >= 0, got {self.action_lm_loss_weight}.")
@@ -140,9 +148,7 @@ def parse_reward_weights(spec: str) -> dict[str, float]:
 class ScstArguments:
     r"""Keys of the ``scst`` stage (seed 000): self-critical sequence training of a video captioner."""
 
-    scst_num_samples: int = field(
-        default=5, metadata={"help": "Captions sampled per video at each step (K)."}
-    )
+    scst_num_samples: int = field(default=5, metadata={"help": "Captions sampled per video at each step (K)."})
     scst_baseline: Literal["greedy", "beam", "mean"] = field(
         default="greedy",
         metadata={
@@ -161,7 +167,9 @@ class ScstArguments:
     )
     scst_length_penalty: float = field(
         default=0.0,
-        metadata={"help": "Subtract `scst_length_penalty * |words - scst_target_length|` from the reward (seed: 0.01)."},
+        metadata={
+            "help": "Subtract `scst_length_penalty * |words - scst_target_length|` from the reward (seed: 0.01)."
+        },
     )
     scst_target_length: int = field(
         default=32, metadata={"help": "Target caption length in words for `scst_length_penalty` (seed: 32)."}

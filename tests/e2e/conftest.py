@@ -11,13 +11,15 @@ def tiny_qwen25vl(tmp_path_factory) -> str:
 
 @pytest.fixture(scope="session")
 def action_data(tmp_path_factory) -> dict:
-    return make_action_dataset(str(tmp_path_factory.mktemp("action_data")), num_classes=4, train_per_class=24,
-                               test_per_class=8)
+    return make_action_dataset(
+        str(tmp_path_factory.mktemp("action_data")), num_classes=4, train_per_class=24, test_per_class=8
+    )
 
 
 @pytest.fixture(scope="session")
 def caption_data(tmp_path_factory) -> dict:
     from llamafactory_video.testing.synthetic_videos import make_caption_dataset
 
-    return make_caption_dataset(str(tmp_path_factory.mktemp("caption_data")), num_classes=4, train_per_class=8,
-                                test_per_class=4)
+    return make_caption_dataset(
+        str(tmp_path_factory.mktemp("caption_data")), num_classes=4, train_per_class=8, test_per_class=4
+    )

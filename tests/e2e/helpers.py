@@ -15,25 +15,47 @@ CLI = os.path.join(BIN, "llamafactory-cli")
 
 def offline_env(**extra: str) -> dict[str, str]:
     env = dict(os.environ)
-    env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", HF_DATASETS_OFFLINE="1", TOKENIZERS_PARALLELISM="false",
-               WANDB_DISABLED="true", PYTHONUNBUFFERED="1")
+    env.update(
+        HF_HUB_OFFLINE="1",
+        TRANSFORMERS_OFFLINE="1",
+        HF_DATASETS_OFFLINE="1",
+        TOKENIZERS_PARALLELISM="false",
+        WANDB_DISABLED="true",
+        PYTHONUNBUFFERED="1",
+    )
     env["PATH"] = BIN + os.pathsep + env.get("PATH", "")  # torchrun / llamafactory-cli of this venv, as when activated
     env.update(extra)
     return env
 
 
-def run_cli(config: dict[str, Any], workdir: str, name: str, overrides: Optional[list[str]] = None,
-            env: Optional[dict[str, str]] = None, expect_ok: bool = True, timeout: int = 900) -> subprocess.CompletedProcess:
-    r"""Write ``config`` to ``<workdir>/<name>.yaml`` and run ``llamafactory-cli train`` on it (+ key=value overrides)."""
+def run_cli(
+    config: dict[str, Any],
+    workdir: str,
+    name: str,
+    overrides: Optional[list[str]] = None,
+    env: Optional[dict[str, str]] = None,
+    expect_ok: bool = True,
+    timeout: int = 900,
+) -> subprocess.CompletedProcess:
+    r"""Write ``config`` to ``<workdir>/<name>.yaml`` and run ``llamafactory-cli train`` on it
+    (plus key=value overrides)."""
     path = os.path.join(workdir, f"{name}.yaml")
     with open(path, "w", encoding="utf-8") as f:
         yaml.safe_dump(config, f)
-    proc = subprocess.run([CLI, "train", path, *(overrides or [])], env=env or offline_env(), capture_output=True,
-                          text=True, timeout=timeout, cwd=workdir)
+    proc = subprocess.run(
+        [CLI, "train", path, *(overrides or [])],
+        env=env or offline_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=workdir,
+    )
     with open(os.path.join(workdir, f"{name}.log"), "w", encoding="utf-8") as f:
         f.write(proc.stdout + "\n" + proc.stderr)
     if expect_ok and proc.returncode != 0:
-        raise AssertionError(f"llamafactory-cli train {name} failed ({proc.returncode}):\n{(proc.stdout + proc.stderr)[-4000:]}")
+        raise AssertionError(
+            f"llamafactory-cli train {name} failed ({proc.returncode}):\n{(proc.stdout + proc.stderr)[-4000:]}"
+        )
     return proc
 
 

@@ -30,8 +30,14 @@ def _write(tmp_path, samples, columns=None, name="bad"):
     with open(data_dir / f"{name}.json", "w", encoding="utf-8") as f:
         json.dump(samples, f)
     columns = columns or {"messages": "messages", "videos": "videos", "action_label": "action_label"}
-    info = {name: {"file_name": f"{name}.json", "formatting": "sharegpt", "columns": columns,
-                   "tags": {"role_tag": "role", "content_tag": "content", "user_tag": "user", "assistant_tag": "assistant"}}}
+    info = {
+        name: {
+            "file_name": f"{name}.json",
+            "formatting": "sharegpt",
+            "columns": columns,
+            "tags": {"role_tag": "role", "content_tag": "content", "user_tag": "user", "assistant_tag": "assistant"},
+        }
+    }
     with open(data_dir / "dataset_info.json", "w", encoding="utf-8") as f:
         json.dump(info, f)
     return str(data_dir)
@@ -41,11 +47,26 @@ def _run(tiny_qwen25vl, data_dir, tmp_path, **overrides):
     from llamafactory.train.tuner import run_exp
 
     args = dict(
-        stage="action_cls", model_name_or_path=tiny_qwen25vl, do_train=True, finetuning_type="lora", lora_rank=4,
-        template="qwen2_vl", dataset_dir=data_dir, dataset="bad", cutoff_len=512, num_action_classes=4,
-        video_maxlen=8, video_fps=2.0, video_max_pixels=12544, output_dir=str(tmp_path / "out"),
-        overwrite_output_dir=True, overwrite_cache=True, report_to="none", max_steps=1,
-        per_device_train_batch_size=2, preprocessing_num_workers=1,
+        stage="action_cls",
+        model_name_or_path=tiny_qwen25vl,
+        do_train=True,
+        finetuning_type="lora",
+        lora_rank=4,
+        template="qwen2_vl",
+        dataset_dir=data_dir,
+        dataset="bad",
+        cutoff_len=512,
+        num_action_classes=4,
+        video_maxlen=8,
+        video_fps=2.0,
+        video_max_pixels=12544,
+        output_dir=str(tmp_path / "out"),
+        overwrite_output_dir=True,
+        overwrite_cache=True,
+        report_to="none",
+        max_steps=1,
+        per_device_train_batch_size=2,
+        preprocessing_num_workers=1,
     )
     args.update(overrides)
     run_exp(args)
@@ -84,14 +105,20 @@ def test_skip_mode_drops_and_counts(tiny_qwen25vl, action_data, tmp_path):
 
 @pytest.mark.parametrize(
     "label, expected",
-    [(7, "action_label 7 is outside [0, 4)"), (-1, "action_label -1 is outside [0, 4)"),
-     (1.5, "action_label 1.5 is not an integer"), (None, "action_label is None")],
+    [
+        (7, "action_label 7 is outside [0, 4)"),
+        (-1, "action_label -1 is outside [0, 4)"),
+        (1.5, "action_label 1.5 is not an integer"),
+        (None, "action_label is None"),
+    ],
 )
 def test_bad_labels(tiny_qwen25vl, action_data, tmp_path, label, expected):
     samples = _base_samples(action_data)
     samples[4]["action_label"] = label
     data_dir = _write(tmp_path, samples)
-    with pytest.raises(ValueError, match="sample 4: " + expected.replace("[", r"\[").replace("(", r"\(").replace(")", r"\)")):
+    with pytest.raises(
+        ValueError, match="sample 4: " + expected.replace("[", r"\[").replace("(", r"\(").replace(")", r"\)")
+    ):
         _run(tiny_qwen25vl, data_dir, tmp_path)
 
 
@@ -111,7 +138,11 @@ def test_missing_and_undecodable_videos(tiny_qwen25vl, action_data, tmp_path):
 
 def test_cutoff_that_would_cut_video_tokens(tiny_qwen25vl, action_data, tmp_path):
     data_dir = _write(tmp_path, _base_samples(action_data))
-    with pytest.raises(ValueError, match=r"cutoff_len is 12: truncation would cut the video tokens or <ACTION>\. Raise cutoff_len to at least \d+"):
+    with pytest.raises(
+        ValueError,
+        match=r"cutoff_len is 12: truncation would cut the video tokens or <ACTION>\. "
+        r"Raise cutoff_len to at least \d+",
+    ):
         _run(tiny_qwen25vl, data_dir, tmp_path, cutoff_len=12)
 
 
@@ -124,15 +155,23 @@ def test_action_token_before_video(tiny_qwen25vl, action_data, tmp_path):
 
 
 def test_declared_column_missing_from_data(tiny_qwen25vl, action_data, tmp_path):
-    data_dir = _write(tmp_path, _base_samples(action_data),
-                      columns={"messages": "messages", "videos": "videos", "action_label": "label"})
-    with pytest.raises(ValueError, match=r"Dataset `bad.json` declares the column `action_label` as \"label\".*has no column \"label\""):
+    data_dir = _write(
+        tmp_path,
+        _base_samples(action_data),
+        columns={"messages": "messages", "videos": "videos", "action_label": "label"},
+    )
+    with pytest.raises(
+        ValueError,
+        match=r"Dataset `bad.json` declares the column `action_label` as \"label\".*has no column \"label\"",
+    ):
         _run(tiny_qwen25vl, data_dir, tmp_path)
 
 
 def test_column_not_declared(tiny_qwen25vl, action_data, tmp_path):
     data_dir = _write(tmp_path, _base_samples(action_data), columns={"messages": "messages", "videos": "videos"})
-    with pytest.raises(ValueError, match=r"needs the `action_label` column, but its dataset_info.json entry does not declare it"):
+    with pytest.raises(
+        ValueError, match=r"needs the `action_label` column, but its dataset_info.json entry does not declare it"
+    ):
         _run(tiny_qwen25vl, data_dir, tmp_path)
 
 

@@ -37,9 +37,16 @@ def test_learns_the_synthetic_task(trained, action_data):
 
 def test_saves_head_adapter_report_plots_and_predictions(trained, action_data):
     out = trained["out"]
-    for name in ("adapter_model.safetensors", "action_decoder.safetensors", "action_decoder_config.json",
-                 "eval_confusion_matrix.png", "training_loss.png", "training_action_cls_accuracy.png",
-                 "action_predictions.jsonl", "checkpoint-240/action_decoder.safetensors"):
+    for name in (
+        "adapter_model.safetensors",
+        "action_decoder.safetensors",
+        "action_decoder_config.json",
+        "eval_confusion_matrix.png",
+        "training_loss.png",
+        "training_action_cls_accuracy.png",
+        "action_predictions.jsonl",
+        "checkpoint-240/action_decoder.safetensors",
+    ):
         assert os.path.isfile(os.path.join(out, name)), name
     head_config = read_json(os.path.join(out, "action_decoder_config.json"))
     assert head_config["num_classes"] == 4 and head_config["decoder_type"] == "linear"
@@ -60,8 +67,12 @@ def test_reloaded_adapter_and_head_predict_the_same(trained):
     out = os.path.join(trained["workdir"], "reload")
     config = dict(trained["config"], output_dir=out)
     # key=value overrides on the command line, as users pass them
-    run_cli(config, trained["workdir"], "reload",
-            overrides=["do_train=false", "do_eval=false", f"adapter_name_or_path={trained['out']}"])
+    run_cli(
+        config,
+        trained["workdir"],
+        "reload",
+        overrides=["do_train=false", "do_eval=false", f"adapter_name_or_path={trained['out']}"],
+    )
     before = read_jsonl(os.path.join(trained["out"], "action_predictions.jsonl"))
     after = read_jsonl(os.path.join(out, "action_predictions.jsonl"))
     assert [r["prediction"] for r in after] == [r["prediction"] for r in before]
@@ -71,8 +82,14 @@ def test_reloaded_adapter_and_head_predict_the_same(trained):
 
 def test_resumed_run_ends_where_the_uninterrupted_one_does(trained):
     out = os.path.join(trained["workdir"], "resumed")
-    config = dict(trained["config"], output_dir=out, do_eval=False, do_predict=False, plot_loss=False,
-                  resume_from_checkpoint=os.path.join(trained["out"], "checkpoint-240"))
+    config = dict(
+        trained["config"],
+        output_dir=out,
+        do_eval=False,
+        do_predict=False,
+        plot_loss=False,
+        resume_from_checkpoint=os.path.join(trained["out"], "checkpoint-240"),
+    )
     proc = run_cli(config, trained["workdir"], "resume")
     assert "Resuming training from checkpoint with epoch 10 and global step 240" in proc.stdout + proc.stderr
     for name in ("adapter_model.safetensors", "action_decoder.safetensors"):
@@ -91,30 +108,58 @@ def test_two_rank_ddp_on_cpu(tiny_qwen25vl, action_data, tmp_path):
 
     out = str(tmp_path / "ddp")
     # also covers the mlp head and the optional LM loss on the answer
-    config = action_cls_config(tiny_qwen25vl, action_data["output_dir"], out, max_steps=6, save_steps=6,
-                               do_eval=True, do_predict=False, per_device_train_batch_size=2, logging_steps=2,
-                               action_decoder_type="mlp", action_decoder_hidden_size=32, action_lm_loss_weight=0.5)
+    config = action_cls_config(
+        tiny_qwen25vl,
+        action_data["output_dir"],
+        out,
+        max_steps=6,
+        save_steps=6,
+        do_eval=True,
+        do_predict=False,
+        per_device_train_batch_size=2,
+        logging_steps=2,
+        action_decoder_type="mlp",
+        action_decoder_hidden_size=32,
+        action_lm_loss_weight=0.5,
+    )
     proc = run_cli(config, str(tmp_path), "ddp", env=offline_env(FORCE_TORCHRUN="1", NPROC_PER_NODE="2"))
     log = proc.stdout + proc.stderr
     assert "world size: 2" in log and "distributed training: True" in log
     assert os.path.isfile(os.path.join(out, "action_decoder.safetensors"))
     assert "eval_accuracy" in read_json(os.path.join(out, "eval_results.json"))
-    logged = [e for e in read_json(os.path.join(out, "trainer_state.json"))["log_history"] if "action_cls/loss_lm" in e]
+    logged = [
+        e for e in read_json(os.path.join(out, "trainer_state.json"))["log_history"] if "action_cls/loss_lm" in e
+    ]
     assert logged and all(e["action_cls/loss_lm"] > 0 for e in logged)
     assert read_json(os.path.join(out, "action_decoder_config.json"))["decoder_hidden_size"] == 32
 
 
 def test_full_finetuning_saves_head_apart_and_reloads_from_the_model_dir(tiny_qwen25vl, action_data, tmp_path):
     out = str(tmp_path / "full")
-    config = action_cls_config(tiny_qwen25vl, action_data["output_dir"], out, finetuning_type="full", max_steps=4,
-                               save_steps=4, do_eval=False, do_predict=True, learning_rate=1e-4, plot_loss=False)
+    config = action_cls_config(
+        tiny_qwen25vl,
+        action_data["output_dir"],
+        out,
+        finetuning_type="full",
+        max_steps=4,
+        save_steps=4,
+        do_eval=False,
+        do_predict=True,
+        learning_rate=1e-4,
+        plot_loss=False,
+    )
     run_cli(config, str(tmp_path), "full")
     weights = load_file(os.path.join(out, "model.safetensors"))
     assert not any("action_head" in key for key in weights)  # the head lives in its own file
     assert os.path.isfile(os.path.join(out, "action_decoder.safetensors"))
     reload_out = str(tmp_path / "full_reload")
-    reload = dict(config, model_name_or_path=out, output_dir=reload_out, do_train=False,
-                  action_decoder_path=os.path.join(out, "action_decoder.safetensors"))
+    reload = dict(
+        config,
+        model_name_or_path=out,
+        output_dir=reload_out,
+        do_train=False,
+        action_decoder_path=os.path.join(out, "action_decoder.safetensors"),
+    )
     proc = run_cli(reload, str(tmp_path), "full_reload")
     assert "Initialised the action head and <ACTION> embedding from" in proc.stdout + proc.stderr
     before = read_jsonl(os.path.join(out, "action_predictions.jsonl"))

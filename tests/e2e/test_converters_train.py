@@ -54,17 +54,58 @@ def test_ucf101_conversion_trains_action_cls(tiny_qwen25vl, tmp_path):
     assert summary.outputs == {"ucf101_train.json": 6, "ucf101_test.json": 3} and not summary.missing_videos
     assert not os.path.isabs(read_json(str(data_dir / "ucf101_train.json"))[0]["videos"][0])
 
-    assert main(["check-data", "--dataset", "ucf101_train", "--dataset-dir", str(data_dir), "--workers", "1",
-                 "--no-progress", "--model", tiny_qwen25vl, "--template", "qwen2_vl", "--cutoff-len", "512",
-                 "--video-maxlen", "8", "--video-fps", "2", "--video-max-pixels", "12544"]) == 0
+    assert (
+        main(
+            [
+                "check-data",
+                "--dataset",
+                "ucf101_train",
+                "--dataset-dir",
+                str(data_dir),
+                "--workers",
+                "1",
+                "--no-progress",
+                "--model",
+                tiny_qwen25vl,
+                "--template",
+                "qwen2_vl",
+                "--cutoff-len",
+                "512",
+                "--video-maxlen",
+                "8",
+                "--video-fps",
+                "2",
+                "--video-max-pixels",
+                "12544",
+            ]
+        )
+        == 0
+    )
 
     output_dir = tmp_path / "out"
-    run_exp(dict(
-        stage="action_cls", model_name_or_path=tiny_qwen25vl, do_train=True, max_steps=1, finetuning_type="lora",
-        lora_rank=4, template="qwen2_vl", dataset_dir=str(data_dir), dataset="ucf101_train", cutoff_len=512,
-        video_maxlen=8, video_fps=2.0, video_max_pixels=12544, output_dir=str(output_dir), overwrite_output_dir=True,
-        overwrite_cache=True, report_to="none", per_device_train_batch_size=2, preprocessing_num_workers=1,
-    ))
+    run_exp(
+        dict(
+            stage="action_cls",
+            model_name_or_path=tiny_qwen25vl,
+            do_train=True,
+            max_steps=1,
+            finetuning_type="lora",
+            lora_rank=4,
+            template="qwen2_vl",
+            dataset_dir=str(data_dir),
+            dataset="ucf101_train",
+            cutoff_len=512,
+            video_maxlen=8,
+            video_fps=2.0,
+            video_max_pixels=12544,
+            output_dir=str(output_dir),
+            overwrite_output_dir=True,
+            overwrite_cache=True,
+            report_to="none",
+            per_device_train_batch_size=2,
+            preprocessing_num_workers=1,
+        )
+    )
     with open(output_dir / "action_decoder_config.json", encoding="utf-8") as f:
         config = json.load(f)
     assert config["id2label"] == {str(i): name for i, name in enumerate(CLASSES)}

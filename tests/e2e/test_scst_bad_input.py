@@ -10,7 +10,9 @@ pytestmark = pytest.mark.e2e
 
 
 def _write(tmp_path, caption_data, mutate, columns=None):
-    with open(os.path.join(caption_data["output_dir"], f"{caption_data['train_dataset']}.json"), encoding="utf-8") as f:
+    with open(
+        os.path.join(caption_data["output_dir"], f"{caption_data['train_dataset']}.json"), encoding="utf-8"
+    ) as f:
         rows = json.load(f)[:4]
     for row in rows:
         row["videos"] = [os.path.join(caption_data["output_dir"], v) for v in row["videos"]]
@@ -19,9 +21,14 @@ def _write(tmp_path, caption_data, mutate, columns=None):
     data_dir.mkdir()
     (data_dir / "caps.json").write_text(json.dumps(rows))
     columns = columns or {"messages": "messages", "videos": "videos", "references": "references"}
-    info = {"caps": {"file_name": "caps.json", "formatting": "sharegpt", "columns": columns,
-                     "tags": {"role_tag": "role", "content_tag": "content", "user_tag": "user",
-                              "assistant_tag": "assistant"}}}
+    info = {
+        "caps": {
+            "file_name": "caps.json",
+            "formatting": "sharegpt",
+            "columns": columns,
+            "tags": {"role_tag": "role", "content_tag": "content", "user_tag": "user", "assistant_tag": "assistant"},
+        }
+    }
     (data_dir / "dataset_info.json").write_text(json.dumps(info))
     return str(data_dir)
 
@@ -29,11 +36,28 @@ def _write(tmp_path, caption_data, mutate, columns=None):
 def _run(model, data_dir, tmp_path):
     from llamafactory.train.tuner import run_exp
 
-    run_exp(dict(stage="scst", model_name_or_path=model, do_train=True, finetuning_type="full", template="qwen2_vl",
-                 dataset_dir=data_dir, dataset="caps", cutoff_len=512, video_maxlen=8, video_fps=2.0,
-                 video_max_pixels=12544, output_dir=str(tmp_path / "out"), overwrite_output_dir=True,
-                 overwrite_cache=True, report_to="none", max_steps=1, per_device_train_batch_size=2,
-                 preprocessing_num_workers=1))
+    run_exp(
+        dict(
+            stage="scst",
+            model_name_or_path=model,
+            do_train=True,
+            finetuning_type="full",
+            template="qwen2_vl",
+            dataset_dir=data_dir,
+            dataset="caps",
+            cutoff_len=512,
+            video_maxlen=8,
+            video_fps=2.0,
+            video_max_pixels=12544,
+            output_dir=str(tmp_path / "out"),
+            overwrite_output_dir=True,
+            overwrite_cache=True,
+            report_to="none",
+            max_steps=1,
+            per_device_train_batch_size=2,
+            preprocessing_num_workers=1,
+        )
+    )
 
 
 def test_empty_reference_list(tiny_qwen25vl, caption_data, tmp_path):

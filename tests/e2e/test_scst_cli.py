@@ -10,18 +10,46 @@ from .helpers import offline_env, read_json, read_jsonl, run_cli
 
 pytestmark = pytest.mark.e2e
 
-VIDEO = dict(video_maxlen=8, video_fps=2.0, video_max_pixels=12544, template="qwen2_vl", trust_remote_code=True,
-             cutoff_len=512, preprocessing_num_workers=2, overwrite_output_dir=True, overwrite_cache=True,
-             report_to="none", save_strategy="no")
+VIDEO = dict(
+    video_maxlen=8,
+    video_fps=2.0,
+    video_max_pixels=12544,
+    template="qwen2_vl",
+    trust_remote_code=True,
+    cutoff_len=512,
+    preprocessing_num_workers=2,
+    overwrite_output_dir=True,
+    overwrite_cache=True,
+    report_to="none",
+    save_strategy="no",
+)
 
 
 def scst_config(model_dir, data, out, **overrides):
-    config = dict(VIDEO, model_name_or_path=model_dir, stage="scst", do_train=True, do_eval=True,
-                  finetuning_type="full", scst_num_samples=4, scst_baseline="greedy", scst_max_new_tokens=16,
-                  dataset_dir=data["output_dir"], dataset=data["train_dataset"], eval_dataset=data["test_dataset"],
-                  output_dir=out, logging_steps=2, per_device_train_batch_size=4, per_device_eval_batch_size=8,
-                  learning_rate=1e-4, num_train_epochs=2, lr_scheduler_type="constant", do_sample=False,
-                  max_new_tokens=16, plot_loss=True)
+    config = dict(
+        VIDEO,
+        model_name_or_path=model_dir,
+        stage="scst",
+        do_train=True,
+        do_eval=True,
+        finetuning_type="full",
+        scst_num_samples=4,
+        scst_baseline="greedy",
+        scst_max_new_tokens=16,
+        dataset_dir=data["output_dir"],
+        dataset=data["train_dataset"],
+        eval_dataset=data["test_dataset"],
+        output_dir=out,
+        logging_steps=2,
+        per_device_train_batch_size=4,
+        per_device_eval_batch_size=8,
+        learning_rate=1e-4,
+        num_train_epochs=2,
+        lr_scheduler_type="constant",
+        do_sample=False,
+        max_new_tokens=16,
+        plot_loss=True,
+    )
     config.update(overrides)
     return config
 
@@ -30,10 +58,25 @@ def scst_config(model_dir, data, out, **overrides):
 def xe_model(tiny_qwen25vl, caption_data, tmp_path_factory):
     workdir = str(tmp_path_factory.mktemp("xe"))
     out = os.path.join(workdir, "xe")
-    run_cli(dict(VIDEO, model_name_or_path=tiny_qwen25vl, stage="sft", do_train=True, finetuning_type="full",
-                 dataset_dir=caption_data["output_dir"], dataset=caption_data["train_sft_dataset"], output_dir=out,
-                 logging_steps=10, per_device_train_batch_size=8, learning_rate=3e-3, num_train_epochs=2,
-                 lr_scheduler_type="constant"), workdir, "xe")
+    run_cli(
+        dict(
+            VIDEO,
+            model_name_or_path=tiny_qwen25vl,
+            stage="sft",
+            do_train=True,
+            finetuning_type="full",
+            dataset_dir=caption_data["output_dir"],
+            dataset=caption_data["train_sft_dataset"],
+            output_dir=out,
+            logging_steps=10,
+            per_device_train_batch_size=8,
+            learning_rate=3e-3,
+            num_train_epochs=2,
+            lr_scheduler_type="constant",
+        ),
+        workdir,
+        "xe",
+    )
     # a Qwen-like generation_config (top_k 1, top_p 0.001) must not turn the SCST samples into greedy captions
     path = os.path.join(out, "generation_config.json")
     config = read_json(path)
@@ -55,8 +98,15 @@ def test_scst_raises_held_out_cider_of_greedy_captions(xe_model, caption_data):
     assert cider_after > cider_before, (cider_before, cider_after)
 
     logs = [e for e in read_json(os.path.join(after, "trainer_state.json"))["log_history"] if "scst/reward_mean" in e]
-    for key in ("reward_std", "baseline_reward", "advantage_mean", "cider_d", "bleu_4", "sample_length",
-                "frac_identical_to_baseline"):
+    for key in (
+        "reward_std",
+        "baseline_reward",
+        "advantage_mean",
+        "cider_d",
+        "bleu_4",
+        "sample_length",
+        "frac_identical_to_baseline",
+    ):
         assert f"scst/{key}" in logs[0], key
     assert max(e["scst/frac_identical_to_baseline"] for e in logs) < 0.9  # sampling settings were not overridden
     rows = read_jsonl(os.path.join(after, "eval_captions.jsonl"))
@@ -69,8 +119,16 @@ def test_scst_raises_held_out_cider_of_greedy_captions(xe_model, caption_data):
 
 def test_scst_two_rank_ddp_with_mean_baseline(xe_model, caption_data, tmp_path):
     out = str(tmp_path / "ddp")
-    config = scst_config(xe_model["out"], caption_data, out, scst_baseline="mean", max_steps=2, do_eval=False,
-                         per_device_train_batch_size=2, logging_steps=1)
+    config = scst_config(
+        xe_model["out"],
+        caption_data,
+        out,
+        scst_baseline="mean",
+        max_steps=2,
+        do_eval=False,
+        per_device_train_batch_size=2,
+        logging_steps=1,
+    )
     proc = run_cli(config, str(tmp_path), "ddp", env=offline_env(FORCE_TORCHRUN="1", NPROC_PER_NODE="2"))
     assert "world size: 2" in proc.stdout + proc.stderr
     logs = [e for e in read_json(os.path.join(out, "trainer_state.json"))["log_history"] if "scst/reward_mean" in e]
@@ -79,13 +137,38 @@ def test_scst_two_rank_ddp_with_mean_baseline(xe_model, caption_data, tmp_path):
 
 def test_scst_continues_a_lora_xe_adapter_with_beam_baseline(tiny_qwen25vl, caption_data, tmp_path):
     xe = str(tmp_path / "xe_lora")
-    run_cli(dict(VIDEO, model_name_or_path=tiny_qwen25vl, stage="sft", do_train=True, finetuning_type="lora",
-                 lora_rank=4, dataset_dir=caption_data["output_dir"], dataset=caption_data["train_sft_dataset"],
-                 output_dir=xe, max_steps=2, per_device_train_batch_size=4), str(tmp_path), "xe_lora")
+    run_cli(
+        dict(
+            VIDEO,
+            model_name_or_path=tiny_qwen25vl,
+            stage="sft",
+            do_train=True,
+            finetuning_type="lora",
+            lora_rank=4,
+            dataset_dir=caption_data["output_dir"],
+            dataset=caption_data["train_sft_dataset"],
+            output_dir=xe,
+            max_steps=2,
+            per_device_train_batch_size=4,
+        ),
+        str(tmp_path),
+        "xe_lora",
+    )
     out = str(tmp_path / "scst_lora")
-    config = scst_config(tiny_qwen25vl, caption_data, out, finetuning_type="lora", adapter_name_or_path=xe,
-                         scst_baseline="beam", scst_beam_width=2, max_steps=1, do_eval=False, logging_steps=1,
-                         per_device_train_batch_size=2, plot_loss=False)
+    config = scst_config(
+        tiny_qwen25vl,
+        caption_data,
+        out,
+        finetuning_type="lora",
+        adapter_name_or_path=xe,
+        scst_baseline="beam",
+        scst_beam_width=2,
+        max_steps=1,
+        do_eval=False,
+        logging_steps=1,
+        per_device_train_batch_size=2,
+        plot_loss=False,
+    )
     run_cli(config, str(tmp_path), "scst_lora")
     assert os.path.isfile(os.path.join(out, "adapter_model.safetensors"))
     logs = [e for e in read_json(os.path.join(out, "trainer_state.json"))["log_history"] if "scst/reward_mean" in e]

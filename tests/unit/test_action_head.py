@@ -52,8 +52,9 @@ def test_action_embedding_row_is_trainable_alone(tiny):
     token_id = tokenizer.convert_tokens_to_ids("<ACTION>")
     embed = model.get_input_embeddings()
     embed.weight.requires_grad_(False)
-    head = ActionHead(ActionHeadConfig(hidden_size=embed.embedding_dim, num_classes=3), token_id,
-                      embed.weight[:token_id].mean(0))
+    head = ActionHead(
+        ActionHeadConfig(hidden_size=embed.embedding_dim, num_classes=3), token_id, embed.weight[:token_id].mean(0)
+    )
     attach_action_head(model, head)
     try:
         ids = torch.tensor([tokenizer.encode("red square") + [token_id]])
@@ -72,8 +73,9 @@ def test_action_embedding_row_is_trainable_alone(tiny):
 
 
 def test_save_load_roundtrip(tmp_path):
-    config = ActionHeadConfig(hidden_size=8, num_classes=3, decoder_type="mlp", decoder_hidden_size=4,
-                              id2label={0: "a", 1: "b", 2: "c"})
+    config = ActionHeadConfig(
+        hidden_size=8, num_classes=3, decoder_type="mlp", decoder_hidden_size=4, id2label={0: "a", 1: "b", 2: "c"}
+    )
     head = ActionHead(config, token_id=5, init_embedding=torch.randn(8))
     save_action_head(str(tmp_path), config, head.state_dict())
     loaded_config, state = load_action_head_files(str(tmp_path))
@@ -88,6 +90,9 @@ def test_save_load_roundtrip(tmp_path):
 
 
 def test_head_keys_are_split_from_a_full_state_dict():
-    state = {"base_model.model.lm_head.weight": 1, "action_head.decoder.net.weight": 2,
-             "module.action_head.token_embedding.weight": 3}
+    state = {
+        "base_model.model.lm_head.weight": 1,
+        "action_head.decoder.net.weight": 2,
+        "module.action_head.token_embedding.weight": 3,
+    }
     assert head_state_dict_from(state) == {"decoder.net.weight": 2, "token_embedding.weight": 3}

@@ -35,16 +35,27 @@ def _bench_module(name: str):
 def _run(args: list[str], cwd) -> subprocess.CompletedProcess:
     env = dict(os.environ)
     env.pop("LLAMAFACTORY_VIDEO_DISABLE", None)
-    return subprocess.run([sys.executable, RUN, *args], capture_output=True, text=True, timeout=900, check=False,
-                          env=env, cwd=str(cwd))
+    return subprocess.run(
+        [sys.executable, RUN, *args], capture_output=True, text=True, timeout=900, check=False, env=env, cwd=str(cwd)
+    )
 
 
 def test_run_quick_subset(tmp_path):
     results_dir, docs = tmp_path / "results", tmp_path / "benchmarks.md"
-    docs.write_text(f"# Benchmarks\n\n{HAND_WRITTEN}\n<!-- results:cpu -->\nstale table\n<!-- /results:cpu -->\n"
-                    "\nAfter the markers.\n")
-    common = ["--device", "cpu", "--results-dir", str(results_dir), "--docs", str(docs), "--workdir",
-              str(tmp_path / "cache")]
+    docs.write_text(
+        f"# Benchmarks\n\n{HAND_WRITTEN}\n<!-- results:cpu -->\nstale table\n<!-- /results:cpu -->\n"
+        "\nAfter the markers.\n"
+    )
+    common = [
+        "--device",
+        "cpu",
+        "--results-dir",
+        str(results_dir),
+        "--docs",
+        str(docs),
+        "--workdir",
+        str(tmp_path / "cache"),
+    ]
     proc = _run(["--quick", "--only", ",".join(reversed(SUBSET)), *common], tmp_path)  # run in suite order anyway
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
     for index, name in enumerate(SUBSET, 1):
@@ -53,8 +64,18 @@ def test_run_quick_subset(tmp_path):
     path = results_dir / "cpu_quick.json"  # a quick run never writes <device>.json
     assert path.is_file() and not (results_dir / "cpu.json").exists()
     results = json.loads(path.read_text())
-    assert {"suite", "device", "quick", "timestamp", "command", "machine", "loadavg_start", "loadavg_end", "wall_s",
-            "benchmarks"} <= set(results)
+    assert {
+        "suite",
+        "device",
+        "quick",
+        "timestamp",
+        "command",
+        "machine",
+        "loadavg_start",
+        "loadavg_end",
+        "wall_s",
+        "benchmarks",
+    } <= set(results)
     assert results["device"] == "cpu" and results["quick"] is True
     assert {"platform", "cpu_count", "python", "torch", "device", "device_name"} <= set(results["machine"])
     assert list(results["benchmarks"]) == list(SUBSET)
@@ -139,19 +160,28 @@ def test_gpu_real_size_configs(model, total_b, tied):
     assert abs(groups["total"] / 1e9 - total_b) < 0.01, groups  # the published Qwen2.5-VL-3B / 7B sizes
     assert (groups["lm_head"] == 0) is tied
     text = net.config.text_config
-    assert (text.hidden_size, text.num_hidden_layers, text.num_attention_heads, text.num_key_value_heads,
-            text.intermediate_size, text.vocab_size) == (size["hidden"], size["layers"], size["heads"],
-                                                         size["kv_heads"], size["intermediate"], 151936)
-    assert (net.config.vision_config.depth, net.config.vision_config.hidden_size,
-            net.config.vision_config.out_hidden_size) == (32, 1280, size["hidden"])
+    assert (
+        text.hidden_size,
+        text.num_hidden_layers,
+        text.num_attention_heads,
+        text.num_key_value_heads,
+        text.intermediate_size,
+        text.vocab_size,
+    ) == (size["hidden"], size["layers"], size["heads"], size["kv_heads"], size["intermediate"], 151936)
+    assert (
+        net.config.vision_config.depth,
+        net.config.vision_config.hidden_size,
+        net.config.vision_config.out_hidden_size,
+    ) == (32, 1280, size["hidden"])
 
     batch = gpu.video_batch(2, 16, 336, "sft", "cpu", torch.float32)
     grid = batch["video_grid_thw"]
     assert int((batch["input_ids"] == gpu.VIDEO_PAD).sum()) == int(grid.prod(-1).sum()) // 4
     assert batch["pixel_values_videos"].shape == (int(grid.prod(-1).sum()), 3 * 2 * 14 * 14)
     assert int((batch["labels"] != -100).sum()) == 2 * (gpu.ANSWER_TOKENS + 1)
-    flops = gpu.model_flops(groups, int(batch["input_ids"].numel()), int(batch["input_ids"].numel()),
-                            int(grid.prod(-1).sum()), tied)
+    flops = gpu.model_flops(
+        groups, int(batch["input_ids"].numel()), int(batch["input_ids"].numel()), int(grid.prod(-1).sum()), tied
+    )
     assert flops["simple"] == 6.0 * flops["params_counted"] * batch["input_ids"].numel()
 
 

@@ -71,9 +71,18 @@ def test_startup_bench_quick(tmp_path):
 def test_action_cls_step_bench_quick(tmp_path):
     output = tmp_path / "step.json"
     proc = subprocess.run(
-        [sys.executable, os.path.join(REPO_ROOT, "bench", "action_cls_step.py"), "--quick", "--output", str(output),
-         "--workdir", str(tmp_path / "cache")],
-        capture_output=True, text=True, timeout=600,
+        [
+            sys.executable,
+            os.path.join(REPO_ROOT, "bench", "action_cls_step.py"),
+            "--quick",
+            "--output",
+            str(output),
+            "--workdir",
+            str(tmp_path / "cache"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
     results = json.loads(output.read_text())

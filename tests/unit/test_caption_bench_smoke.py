@@ -18,8 +18,14 @@ SUMMARY_KEYS = {"n", "median", "p10", "p90", "min", "max", "stdev", "values"}
 
 def test_caption_reward_bench_quick(tmp_path):
     output = tmp_path / "results" / "caption_reward_test.json"
-    proc = subprocess.run([sys.executable, BENCH, "--quick", "--output", str(output)],
-                          capture_output=True, text=True, timeout=300, check=False, cwd=str(tmp_path))
+    proc = subprocess.run(
+        [sys.executable, BENCH, "--quick", "--output", str(output)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        cwd=str(tmp_path),
+    )
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
     assert "wrote" in proc.stdout and "ratio" in proc.stdout
 
@@ -31,6 +37,10 @@ def test_caption_reward_bench_quick(tmp_path):
     for row in results["batches"].values():
         for name in ("ours_s", "pycocoevalcap_s", "ours_batch_df_s"):
             assert SUMMARY_KEYS <= set(row[name]) and row[name]["n"] == results["settings"]["reps"]
-        assert {"ratio_pycocoevalcap_over_ours", "ratio_pycocoevalcap_over_ours_batch_df",
-                "ours_us_per_candidate", "pycocoevalcap_us_per_candidate"} <= set(row)
+        assert {
+            "ratio_pycocoevalcap_over_ours",
+            "ratio_pycocoevalcap_over_ours_batch_df",
+            "ours_us_per_candidate",
+            "pycocoevalcap_us_per_candidate",
+        } <= set(row)
         assert row["max_abs_diff_vs_pycocoevalcap"] < 1e-9

@@ -26,15 +26,75 @@ from llamafactory_video.rewards import CiderDScorer, bleu4  # noqa: E402
 JAVA = shutil.which("java")
 NO_JAVA = "METEOR / PTBTokenizer need Java: 'java' is not on PATH"
 
-SUBJECTS = ["a man", "a woman", "a girl", "a boy", "a little kid", "a chef", "a dog", "a singer", "someone",
-            "a reporter", "the host", "an animated cat", "a cartoon character", "a teenager", "a person"]
+SUBJECTS = [
+    "a man",
+    "a woman",
+    "a girl",
+    "a boy",
+    "a little kid",
+    "a chef",
+    "a dog",
+    "a singer",
+    "someone",
+    "a reporter",
+    "the host",
+    "an animated cat",
+    "a cartoon character",
+    "a teenager",
+    "a person",
+]
 SUBJECTS_PL = ["two men", "people", "the players", "a group of people", "kids", "some girls", "the dancers"]
-VERBS = ["cooking", "playing", "singing", "talking about", "showing", "driving", "dancing with", "explaining",
-         "riding", "holding", "watching", "fixing", "reviewing", "throwing", "eating"]
-OBJECTS = ["a guitar", "some food", "a car", "the ball", "a video game", "pasta", "the news", "a song", "a horse",
-           "a new phone", "the field", "a cake", "a basketball", "a puzzle", "a bike", "the weather", "a toy"]
-PLACES = ["in a kitchen", "on a stage", "on the field", "in a car", "in a studio", "outside", "at a party",
-          "in front of a crowd", "on tv", "in a cartoon", "on the street", "in the rain", "at the beach"]
+VERBS = [
+    "cooking",
+    "playing",
+    "singing",
+    "talking about",
+    "showing",
+    "driving",
+    "dancing with",
+    "explaining",
+    "riding",
+    "holding",
+    "watching",
+    "fixing",
+    "reviewing",
+    "throwing",
+    "eating",
+]
+OBJECTS = [
+    "a guitar",
+    "some food",
+    "a car",
+    "the ball",
+    "a video game",
+    "pasta",
+    "the news",
+    "a song",
+    "a horse",
+    "a new phone",
+    "the field",
+    "a cake",
+    "a basketball",
+    "a puzzle",
+    "a bike",
+    "the weather",
+    "a toy",
+]
+PLACES = [
+    "in a kitchen",
+    "on a stage",
+    "on the field",
+    "in a car",
+    "in a studio",
+    "outside",
+    "at a party",
+    "in front of a crowd",
+    "on tv",
+    "in a cartoon",
+    "on the street",
+    "in the rain",
+    "at the beach",
+]
 ADVERBS = ["quickly", "happily", "loudly", "slowly", "together", "carefully", "again"]
 SHORT = ["a man", "people", "", "a", "cooking", "a man a man a man", "the the the the", "video"]
 
@@ -81,8 +141,11 @@ def corpus():
 def coco(corpus):
     """pycocoevalcap's ``(corpus score, per-sentence scores)`` on the corpus, computed once."""
     gts, res = corpus
-    return {"bleu": Bleu(4).compute_score(gts, res, verbose=0), "rouge": Rouge().compute_score(gts, res),
-            "cider": Cider().compute_score(gts, res)}
+    return {
+        "bleu": Bleu(4).compute_score(gts, res, verbose=0),
+        "rouge": Rouge().compute_score(gts, res),
+        "cider": Cider().compute_score(gts, res),
+    }
 
 
 # ------------------------------------------------------------------------------------------------ exactness
@@ -123,8 +186,9 @@ def test_corpus_covers_edge_cases(corpus):
 def test_bleu_closest_reference_length_and_bare_string_candidates():
     gts = {"a": ["a man is cooking food in a kitchen", "a man cooks"], "b": ["a dog", "the dog runs"]}
     res = {"a": "a man is cooking", "b": ["a dog runs"]}
-    expected, expected_per = Bleu(4).compute_score(gts, {k: [v] if isinstance(v, str) else v for k, v in res.items()},
-                                                   verbose=0)
+    expected, expected_per = Bleu(4).compute_score(
+        gts, {k: [v] if isinstance(v, str) else v for k, v in res.items()}, verbose=0
+    )
     ours, ours_per = cm.bleu(gts, res)
     np.testing.assert_array_equal(ours, expected)
     np.testing.assert_array_equal(ours_per, expected_per)
@@ -179,8 +243,12 @@ def _noisy(rng: random.Random, text: str) -> str:
         i = rng.randrange(len(words))
         words[i] = rng.choice(['"{}"', "({})", "'{}'"]).format(words[i])
     if rng.random() < 0.15:
-        words.insert(rng.randrange(len(words)), rng.choice(
-            ["can't", "isn't", "they're", "3-d", "1,000", "2.5", "u.s.", "mr.", "$5", "50%", "--", "-", ";", ":"]))
+        words.insert(
+            rng.randrange(len(words)),
+            rng.choice(
+                ["can't", "isn't", "they're", "3-d", "1,000", "2.5", "u.s.", "mr.", "$5", "50%", "--", "-", ";", ":"]
+            ),
+        )
     if rng.random() < 0.1:
         words = [w.upper() for w in words]
     return " ".join(words) + rng.choice(["", "", ".", ".", "!", "?", " .", "...", "!!"])
@@ -248,8 +316,12 @@ def test_scorer_keys_by_position_and_repeated_keys():
 
 
 # The training corpus of the hand-computed case: four videos, one reference each.
-HAND_CORPUS = {"v1": ["a man is cooking"], "v2": ["a man is running"], "v3": ["a woman is singing"],
-               "v4": ["a dog is running"]}
+HAND_CORPUS = {
+    "v1": ["a man is cooking"],
+    "v2": ["a man is running"],
+    "v3": ["a woman is singing"],
+    "v4": ["a dog is running"],
+}
 
 
 def test_scorer_with_training_df_hand_computed():
@@ -301,8 +373,9 @@ def test_add_references_keeps_the_training_df():
 
 
 def test_scorer_tokenize_option_and_empty_candidates():
-    scorer = CiderDScorer({"v1": ["A man is cooking."], "v2": ["A dog runs!"], "v3": ["Kids play."]},
-                          tokenize=cm.tokenize)
+    scorer = CiderDScorer(
+        {"v1": ["A man is cooking."], "v2": ["A dog runs!"], "v3": ["Kids play."]}, tokenize=cm.tokenize
+    )
     assert scorer.references("v1") == ["a man is cooking"]
     scores = scorer.score(["A MAN IS COOKING", "", "?"], ["v1", "v2", "v3"])
     assert scores[0] == pytest.approx(10.0) and scores[1] == 0.0 and scores[2] == 0.0
@@ -310,8 +383,9 @@ def test_scorer_tokenize_option_and_empty_candidates():
     # empty references / candidates, as pycocoevalcap handles them
     gts = {"a": ["", "a man is cooking"], "b": [""], "c": ["a dog"], "d": ["a dog runs", "a cat"]}
     res = {"a": ["a man"], "b": ["a dog"], "c": [""], "d": ["a dog runs"]}
-    np.testing.assert_allclose(CiderDScorer(gts).score([res[k][0] for k in gts], list(gts)),
-                               Cider().compute_score(gts, res)[1], atol=1e-12)
+    np.testing.assert_allclose(
+        CiderDScorer(gts).score([res[k][0] for k in gts], list(gts)), Cider().compute_score(gts, res)[1], atol=1e-12
+    )
     assert CiderDScorer({"x": [""]}).score(["a b", ""], ["x", "x"]).tolist() == [0.0, 0.0]
 
 
@@ -346,8 +420,17 @@ def _expected(corpus, keys, with_meteor):
 def test_eval_captions_jsonl_with_groups(tmp_path, corpus, capsys):
     keys, preds, refs, group_file, groups = _write_inputs(tmp_path, corpus)
     out = tmp_path / "out" / "scores.json"
-    argv = ["eval-captions", "--predictions", str(preds), "--references", str(refs), "--groups", str(group_file),
-            "--output", str(out)]
+    argv = [
+        "eval-captions",
+        "--predictions",
+        str(preds),
+        "--references",
+        str(refs),
+        "--groups",
+        str(group_file),
+        "--output",
+        str(out),
+    ]
     assert main(argv) == 0
     printed = capsys.readouterr().out
     result = json.loads(out.read_text())
@@ -372,16 +455,35 @@ def test_eval_captions_llamafactory_predictions(tmp_path, corpus, capsys, monkey
     keys, _, _, _, groups = _write_inputs(tmp_path, corpus, num=12)
     gts, res = corpus
     preds = tmp_path / "generated_predictions.jsonl"
-    preds.write_text("".join(
-        json.dumps({"prompt": "<video>Describe the video.", "predict": res[k][0], "label": gts[k][0]}) + "\n"
-        for k in keys))
+    preds.write_text(
+        "".join(
+            json.dumps({"prompt": "<video>Describe the video.", "predict": res[k][0], "label": gts[k][0]}) + "\n"
+            for k in keys
+        )
+    )
     refs = tmp_path / "refs_by_line.json"
     refs.write_text(json.dumps({str(i): gts[k] for i, k in enumerate(keys)}))
     group_file = tmp_path / "groups_by_line.json"
     group_file.write_text(json.dumps({str(i): groups[k] for i, k in enumerate(keys)}))
     out = tmp_path / "scores.json"
-    assert main(["eval-captions", "--predictions", str(preds), "--references", str(refs), "--groups",
-                 str(group_file), "--output", str(out), "--tokenizer", "none"]) == 0
+    assert (
+        main(
+            [
+                "eval-captions",
+                "--predictions",
+                str(preds),
+                "--references",
+                str(refs),
+                "--groups",
+                str(group_file),
+                "--output",
+                str(out),
+                "--tokenizer",
+                "none",
+            ]
+        )
+        == 0
+    )
     assert "METEOR skipped: METEOR needs Java" in capsys.readouterr().out
     result = json.loads(out.read_text())
     assert result["prediction_format"] == "llamafactory" and result["meteor"] is None
@@ -412,8 +514,12 @@ def test_eval_captions_reads_references_embedded_by_the_scst_stage(tmp_path, cor
     keys = sorted(gts)[:10]
     groups = {k: ("sports" if i % 2 else "animation") for i, k in enumerate(keys)}
     preds = tmp_path / "eval_captions.jsonl"  # what `stage: scst` writes
-    preds.write_text("".join(json.dumps({"id": k, "caption": res[k][0], "references": gts[k],
-                                         "category": groups[k]}) + "\n" for k in keys))
+    preds.write_text(
+        "".join(
+            json.dumps({"id": k, "caption": res[k][0], "references": gts[k], "category": groups[k]}) + "\n"
+            for k in keys
+        )
+    )
     out = tmp_path / "scores.json"
     assert main(["eval-captions", "--predictions", str(preds), "--output", str(out), "--tokenizer", "none"]) == 0
     result = json.loads(out.read_text())

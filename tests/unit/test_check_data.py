@@ -82,16 +82,36 @@ def _kinds(report):
 
 def test_report_exit_code_and_clean_copy(clips, tmp_path, capsys):
     report_path, clean_path = tmp_path / "report.json", os.path.join(clips["dir"], "clips_clean.json")
-    code = main(["check-data", "--dataset", "clips", "--dataset-dir", clips["dir"], "--workers", "2",
-                 "--no-progress", "--output", str(report_path), "--write-clean", clean_path])
+    code = main(
+        [
+            "check-data",
+            "--dataset",
+            "clips",
+            "--dataset-dir",
+            clips["dir"],
+            "--workers",
+            "2",
+            "--no-progress",
+            "--output",
+            str(report_path),
+            "--write-clean",
+            clean_path,
+        ]
+    )
     printed = capsys.readouterr().out
     assert code == 1
     report = json.loads(report_path.read_text())
 
     assert report["num_samples"] == 12 and report["num_bad_samples"] == 8 and not report["ok"]
     assert _kinds(report) == {
-        4: ["undecodable_video"], 5: ["empty_video"], 6: ["missing_video"], 7: ["undecodable_video"],
-        8: ["bad_label"], 9: ["missing_column"], 10: ["action_token"], 11: ["placeholders"],
+        4: ["undecodable_video"],
+        5: ["empty_video"],
+        6: ["missing_video"],
+        7: ["undecodable_video"],
+        8: ["bad_label"],
+        9: ["missing_column"],
+        10: ["action_token"],
+        11: ["placeholders"],
     }
     missing = next(row for row in report["bad_samples"] if row["index"] == 6)["problems"][0]["detail"]
     assert os.path.join(clips["dir"], "videos", "missing.mp4") in missing
@@ -107,12 +127,19 @@ def test_report_exit_code_and_clean_copy(clips, tmp_path, capsys):
     assert labels["num_classes"] == 2 and labels["invalid"] == 1
     valid = [r["action_label"] for r in clips["records"] if r.get("action_label") in (0, 1)]
     assert [(row["name"], row["count"]) for row in labels["histogram"]] == [
-        (clips["names"][0], valid.count(0)), (clips["names"][1], valid.count(1)),
+        (clips["names"][0], valid.count(0)),
+        (clips["names"][1], valid.count(1)),
     ]
     assert "1 sample: missing video" in report["problems"]
     missing_rows = [row for row in report["bad_videos"] if row["kind"] == "missing_video"]
-    assert missing_rows == [{"path": os.path.join(clips["dir"], "videos", "missing.mp4"), "kind": "missing_video",
-                             "reason": "missing", "samples": 1}]
+    assert missing_rows == [
+        {
+            "path": os.path.join(clips["dir"], "videos", "missing.mp4"),
+            "kind": "missing_video",
+            "reason": "missing",
+            "samples": 1,
+        }
+    ]
 
     assert "RESULT: " in printed and "#6 (clips.json[6])" in printed and clips["names"][0] in printed
     assert report["clean_samples"] == 4
@@ -121,8 +148,9 @@ def test_report_exit_code_and_clean_copy(clips, tmp_path, capsys):
 
     # the clean copy passes (decoded inline this time)
     _register(clips["dir"], "clips_clean", "clips_clean.json", label_names="clips_labels.json")
-    code = main(["check-data", "--dataset", "clips_clean", "--dataset-dir", clips["dir"], "--workers", "1",
-                 "--no-progress"])
+    code = main(
+        ["check-data", "--dataset", "clips_clean", "--dataset-dir", clips["dir"], "--workers", "1", "--no-progress"]
+    )
     assert code == 0
     assert "RESULT: OK" in capsys.readouterr().out
     assert json.load(open(os.path.join(clips["dir"], "clips_clean_check.json")))["ok"] is True
@@ -147,15 +175,30 @@ def test_caption_data_references(tmp_path, capsys):
         write_video(render_clip(action_classes(2)[i], rng, size=32, num_frames=4), root / "videos" / f"video{i}.mp4")
     info = {
         "videos": [{"video_id": f"video{i}", "category": i, "split": "train"} for i in range(3)],
-        "sentences": [{"caption": f"caption {j} of video {i}", "video_id": f"video{i}", "sen_id": 10 * i + j}
-                      for i in range(3) for j in range(2 + i)],
+        "sentences": [
+            {"caption": f"caption {j} of video {i}", "video_id": f"video{i}", "sen_id": 10 * i + j}
+            for i in range(3)
+            for j in range(2 + i)
+        ],
     }
     _write(root / "videodatainfo.json", info)
     data_dir = tmp_path / "data"
     convert_msrvtt(str(root / "videodatainfo.json"), str(root / "videos"), str(data_dir))
 
-    code = main(["check-data", "--dataset", "msrvtt_train_caption", "--dataset-dir", str(data_dir), "--workers", "1",
-                 "--no-progress", "--write-clean", str(data_dir / "clean.jsonl")])
+    code = main(
+        [
+            "check-data",
+            "--dataset",
+            "msrvtt_train_caption",
+            "--dataset-dir",
+            str(data_dir),
+            "--workers",
+            "1",
+            "--no-progress",
+            "--write-clean",
+            str(data_dir / "clean.jsonl"),
+        ]
+    )
     assert code == 1  # video2 is missing
     report = json.load(open(data_dir / "msrvtt_train_caption_check.json"))
     assert report["references"]["per_sample"] == {"min": 2, "median": 3, "max": 4, "mean": 3}
@@ -174,9 +217,28 @@ def tiny_model(tmp_path_factory):
 
 
 def test_token_count_against_cutoff(clips, tiny_model, tmp_path, capsys):
-    args = ["check-data", "--dataset", "clips_good", "--dataset-dir", clips["dir"], "--workers", "1", "--no-progress",
-            "--model", tiny_model, "--template", "qwen2_vl", "--video-maxlen", "4", "--video-fps", "2",
-            "--video-max-pixels", "12544", "--output", str(tmp_path / "r.json")]
+    args = [
+        "check-data",
+        "--dataset",
+        "clips_good",
+        "--dataset-dir",
+        clips["dir"],
+        "--workers",
+        "1",
+        "--no-progress",
+        "--model",
+        tiny_model,
+        "--template",
+        "qwen2_vl",
+        "--video-maxlen",
+        "4",
+        "--video-fps",
+        "2",
+        "--video-max-pixels",
+        "12544",
+        "--output",
+        str(tmp_path / "r.json"),
+    ]
     assert main(args + ["--cutoff-len", "24"]) == 1
     report = json.load(open(tmp_path / "r.json"))
     tokens = report["tokens"]

@@ -119,8 +119,17 @@ def test_ucf101_script_skip_missing_absolute_paths(tmp_path, capsys):
     split_dir, video_root = _ucf101(str(tmp_path))
     out = tmp_path / "out"
     code = _script("prepare_ucf101").main(
-        ["--split-dir", split_dir, "--video-root", video_root, "--split", "1", "--output-dir", str(out),
-         "--skip-missing"]
+        [
+            "--split-dir",
+            split_dir,
+            "--video-root",
+            video_root,
+            "--split",
+            "1",
+            "--output-dir",
+            str(out),
+            "--skip-missing",
+        ]
     )
     assert code == 0
     printed = capsys.readouterr().out
@@ -166,11 +175,19 @@ SSV2_LABELS = {
     "Putting something on a surface": "1",
 }
 SSV2_TRAIN = [
-    {"id": "78687", "label": "holding potato next to vicks vaporub bottle",
-     "template": "Holding [something] next to [something]", "placeholders": ["potato", "vicks vaporub bottle"]},
+    {
+        "id": "78687",
+        "label": "holding potato next to vicks vaporub bottle",
+        "template": "Holding [something] next to [something]",
+        "placeholders": ["potato", "vicks vaporub bottle"],
+    },
     {"id": "42326", "template": "Putting [something] on a surface", "placeholders": ["a cup"]},  # no "label"
-    {"id": "100904", "label": "approaching a chair with your camera",
-     "template": "Approaching [something] with your camera", "placeholders": ["a chair"]},
+    {
+        "id": "100904",
+        "label": "approaching a chair with your camera",
+        "template": "Approaching [something] with your camera",
+        "placeholders": ["a chair"],
+    },
 ]
 SSV2_TEST = [{"id": "1420"}, {"id": "2022"}]
 
@@ -205,8 +222,9 @@ def test_sthsthv2_train_and_unlabelled_test(tmp_path):
     ]
     assert summary.missing_videos == [os.path.join(videos, "100904.webm")] and summary.num_classes == 3
 
-    summary = convert_sthsthv2(paths["labels"], paths["test"], videos, str(out / "sthsthv2_test.json"),
-                               skip_missing=True)
+    summary = convert_sthsthv2(
+        paths["labels"], paths["test"], videos, str(out / "sthsthv2_test.json"), skip_missing=True
+    )
     test = _read(out / "sthsthv2_test.json")
     assert len(test) == 2 and all("action_label" not in s for s in test)
     assert test[0]["messages"][1] == {"role": "assistant", "content": ""}
@@ -223,8 +241,16 @@ def test_sthsthv2_unknown_template_names_file_line_and_key(tmp_path, capsys):
     with open(paths["train"], encoding="utf-8") as f:
         line = next(i for i, text in enumerate(f, start=1) if "100904" in text) - 1  # the entry's opening brace
     code = _script("prepare_sthsthv2").main(
-        ["--labels", paths["labels"], "--annotations", paths["train"], "--video-root", videos,
-         "--output", str(tmp_path / "data" / "x.json")]
+        [
+            "--labels",
+            paths["labels"],
+            "--annotations",
+            paths["train"],
+            "--video-root",
+            videos,
+            "--output",
+            str(tmp_path / "data" / "x.json"),
+        ]
     )
     assert code == 1
     err = capsys.readouterr().err
@@ -246,12 +272,33 @@ def _msrvtt_info():
     return {
         "info": {"year": 2016},
         "videos": [
-            {"category": 9, "url": "u0", "video_id": "video0", "start time": 1.0, "end time": 5.0, "split": "train",
-             "id": 0},
-            {"category": 0, "url": "u1", "video_id": "video1", "start time": 2.0, "end time": 9.0, "split": "validate",
-             "id": 1},
-            {"category": 42, "url": "u2", "video_id": "video2", "start time": 0.0, "end time": 8.0, "split": "test",
-             "id": 2},
+            {
+                "category": 9,
+                "url": "u0",
+                "video_id": "video0",
+                "start time": 1.0,
+                "end time": 5.0,
+                "split": "train",
+                "id": 0,
+            },
+            {
+                "category": 0,
+                "url": "u1",
+                "video_id": "video1",
+                "start time": 2.0,
+                "end time": 9.0,
+                "split": "validate",
+                "id": 1,
+            },
+            {
+                "category": 42,
+                "url": "u2",
+                "video_id": "video2",
+                "start time": 0.0,
+                "end time": 8.0,
+                "split": "test",
+                "id": 2,
+            },
         ],
         "sentences": [
             {"caption": "a car drives down the road", "video_id": "video0", "sen_id": 1},
@@ -297,7 +344,10 @@ def test_msrvtt_sft_and_caption_files(tmp_path):
     info = _read(out / "dataset_info.json")
     assert set(info) == {f"msrvtt_{s}_{k}" for s in ("train", "validate", "test") for k in ("sft", "caption")}
     assert info["msrvtt_train_caption"]["columns"] == {
-        "messages": "messages", "videos": "videos", "references": "references", "category": "category",
+        "messages": "messages",
+        "videos": "videos",
+        "references": "references",
+        "category": "category",
     }
     assert info["msrvtt_train_sft"]["columns"] == {"messages": "messages", "videos": "videos"}
     assert summary.missing_videos == [os.path.join(videos, "video2.mp4")]

@@ -13,9 +13,12 @@ EXAMPLES = sorted(glob.glob(os.path.join(ROOT, "examples", "**", "*.yaml"), recu
 
 def test_examples_exist():
     names = {os.path.relpath(p, ROOT) for p in EXAMPLES}
-    assert {"examples/demo/action_cls_tiny.yaml", "examples/demo/scst_tiny.yaml",
-            "examples/train_lora/qwen2_5vl_action_cls_ucf101.yaml",
-            "examples/train_lora/qwen2_5vl_scst_msrvtt.yaml"} <= names
+    assert {
+        "examples/demo/action_cls_tiny.yaml",
+        "examples/demo/scst_tiny.yaml",
+        "examples/train_lora/qwen2_5vl_action_cls_ucf101.yaml",
+        "examples/train_lora/qwen2_5vl_scst_msrvtt.yaml",
+    } <= names
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: os.path.relpath(p, ROOT))
@@ -28,5 +31,6 @@ def test_example_parses(path, tmp_path):
     config.update(output_dir=str(tmp_path), bf16=False, fp16=False)  # this machine has no GPU
     config.pop("deepspeed", None)
     model_args, data_args, training_args, finetuning_args, generating_args = HfArgumentParser(
-        parser._TRAIN_ARGS).parse_dict(config)
+        parser._TRAIN_ARGS
+    ).parse_dict(config)
     assert finetuning_args.stage == config["stage"]

@@ -49,7 +49,8 @@ def test_plugin_field_names_are_unique_across_the_five_dataclasses():
 
     ours = {f.name for mixin in STAGE_ARGUMENT_CLASSES.values() for f in dataclasses.fields(mixin)}
     ours |= {f.name for f in dataclasses.fields(VideoGeneratingArguments)} - {
-        f.name for f in dataclasses.fields(GeneratingArguments)}
+        f.name for f in dataclasses.fields(GeneratingArguments)
+    }
     for cls in parser._TRAIN_ARGS:
         if cls.__name__ in ("VideoFinetuningArguments", "VideoGeneratingArguments"):
             continue
@@ -89,10 +90,20 @@ def test_loader_signatures_we_wrap():
         return list(inspect.signature(func.__wrapped__).parameters)
 
     assert params(loader._get_merged_dataset) == [
-        "dataset_names", "model_args", "data_args", "training_args", "stage", "return_dict"
+        "dataset_names",
+        "model_args",
+        "data_args",
+        "training_args",
+        "stage",
+        "return_dict",
     ]
     assert params(loader._get_dataset_processor) == [
-        "data_args", "stage", "template", "tokenizer", "processor", "do_generate"
+        "data_args",
+        "stage",
+        "template",
+        "tokenizer",
+        "processor",
+        "do_generate",
     ]
     assert params(loader.align_dataset) == ["dataset", "dataset_attr", "data_args", "training_args"]
     assert "get_dataset_converter" in dir(converter)
@@ -104,7 +115,9 @@ def test_dataset_attr_reads_extra_columns_and_label_names():
     from llamafactory.data.parser import DatasetAttr
 
     attr = DatasetAttr("file", dataset_name="x.json")
-    attr.join({"formatting": "sharegpt", "columns": {"messages": "messages", "action_label": "cls"}, "label_names": "l.json"})
+    attr.join(
+        {"formatting": "sharegpt", "columns": {"messages": "messages", "action_label": "cls"}, "label_names": "l.json"}
+    )
     assert attr.messages == "messages" and attr.extra_columns == {"action_label": "cls"}
     assert attr.label_names == "l.json"
     assert DatasetAttr("file", dataset_name="y").extra_columns is None
@@ -114,7 +127,12 @@ def test_dataset_processor_and_collator_contracts():
     from llamafactory.data.collator import MultiModalDataCollatorForSeq2Seq
     from llamafactory.data.processor.processor_utils import DatasetProcessor
 
-    assert [f.name for f in dataclasses.fields(DatasetProcessor)] == ["template", "tokenizer", "processor", "data_args"]
+    assert [f.name for f in dataclasses.fields(DatasetProcessor)] == [
+        "template",
+        "tokenizer",
+        "processor",
+        "data_args",
+    ]
     source = inspect.getsource(MultiModalDataCollatorForSeq2Seq.__call__)
     for key in ('"images"', '"videos"', '"audios"'):
         assert f"feature.pop({key}" in source
@@ -166,7 +184,9 @@ def test_peek_stage():
 def test_bad_keys_fail_with_what_to_do():
     from llamafactory.hparams import get_train_args
 
-    base = dict(stage="action_cls", model_name_or_path="x", do_train=False, output_dir="/tmp/none", template="qwen2_vl")
+    base = dict(
+        stage="action_cls", model_name_or_path="x", do_train=False, output_dir="/tmp/none", template="qwen2_vl"
+    )
     with pytest.raises(ValueError, match="only applies to `action_decoder_type: mlp`"):
         get_train_args(dict(base, action_decoder_hidden_size=64))
     with pytest.raises(ValueError, match="at least 2"):

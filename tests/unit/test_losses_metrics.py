@@ -36,7 +36,9 @@ def test_action_cls_loss_matches_naive_reference(eps):
 def test_action_cls_loss_pinned_value():
     logits = torch.tensor([[2.0, 0.5, -1.0], [0.1, 0.2, 0.3]])
     labels = torch.tensor([0, 2])
-    assert action_cls_loss(logits, labels).item() == pytest.approx(0.6216271, abs=1e-6)  # hand-computed: (0.2413 + 1.0019) / 2
+    assert action_cls_loss(logits, labels).item() == pytest.approx(
+        0.6216271, abs=1e-6
+    )  # hand-computed: (0.2413 + 1.0019) / 2
 
 
 def test_loss_batch8_equals_mean_of_four_batches_of_2():

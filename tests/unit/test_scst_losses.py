@@ -71,8 +71,10 @@ def test_caption_reward_mix_and_length_penalty():
     from llamafactory_video.rewards.cider import CiderDScorer
     from llamafactory_video.rewards.scst import CaptionReward, length_penalty
 
-    refs = {"a": ["a red square moves right", "the red square goes right"],
-            "b": ["a green circle moves left", "the green circle goes left"]}
+    refs = {
+        "a": ["a red square moves right", "the red square goes right"],
+        "b": ["a green circle moves left", "the green circle goes left"],
+    }
     scorer = CiderDScorer(refs, tokenize=tokenize)
     reward = CaptionReward(scorer, {"cider_d": 0.7, "bleu_4": 0.3}, length_coefficient=0.01, target_words=5)
     captions = ["A red square moves right.", "A green circle moves right."]
@@ -97,8 +99,9 @@ def test_expand_visual_inputs_repeats_each_sample():
 
     grid = torch.tensor([[1, 2, 2], [2, 2, 2]])  # 4 and 8 patch rows
     pixels = torch.arange(12).float().unsqueeze(-1)
-    out = expand_visual_inputs({"pixel_values_videos": pixels, "video_grid_thw": grid,
-                                "second_per_grid_ts": [0.5, 1.0]}, 2)
+    out = expand_visual_inputs(
+        {"pixel_values_videos": pixels, "video_grid_thw": grid, "second_per_grid_ts": [0.5, 1.0]}, 2
+    )
     assert out["pixel_values_videos"].flatten().tolist() == [0, 1, 2, 3] * 2 + list(range(4, 12)) * 2
     assert out["video_grid_thw"].tolist() == [[1, 2, 2], [1, 2, 2], [2, 2, 2], [2, 2, 2]]
     assert out["second_per_grid_ts"].tolist() == [0.5, 0.5, 1.0, 1.0]

@@ -24,17 +24,20 @@ class ExtraColumnConverter:
         return output
 
 
-def check_declared_columns(dataset_name: str, declared: dict[str, str], available: list[str], required: tuple[str, ...], stage: str) -> None:
+def check_declared_columns(
+    dataset_name: str, declared: dict[str, str], available: list[str], required: tuple[str, ...], stage: str
+) -> None:
     r"""Fail before conversion when a required column is not declared or a declared one is not in the data."""
     for key in required:
         if key not in declared:
             raise ValueError(
                 f"Dataset `{dataset_name}` is used with `stage: {stage}`, which needs the `{key}` column, but its "
-                f"dataset_info.json entry does not declare it. Add \"{key}\": \"<column name>\" under its \"columns\"."
+                f'dataset_info.json entry does not declare it. Add "{key}": "<column name>" under its "columns".'
             )
     for key, column in declared.items():
         if column not in available:
             raise ValueError(
-                f"Dataset `{dataset_name}` declares the column `{key}` as \"{column}\" in dataset_info.json, but its data "
-                f"has no column \"{column}\" (columns: {', '.join(sorted(available))}). Fix the file or the declaration."
+                f'Dataset `{dataset_name}` declares the column `{key}` as "{column}" in dataset_info.json, but its '
+                f'data has no column "{column}" (columns: {", ".join(sorted(available))}). '
+                "Fix the file or the declaration."
             )

@@ -16,12 +16,16 @@ def read_label_names(path: str) -> list[str]:
         if isinstance(data, dict):
             data = [data[key] for key in sorted(data, key=lambda k: int(k))]
         if not isinstance(data, list) or not all(isinstance(name, str) for name in data):
-            raise ValueError(f"Label-names file `{path}` must hold a JSON list of strings or an {{index: name}} object.")
+            raise ValueError(
+                f"Label-names file `{path}` must hold a JSON list of strings or an {{index: name}} object."
+            )
         return data
     return [line.strip() for line in text.splitlines() if line.strip()]
 
 
-def resolve_label_names(explicit: Optional[str], dataset_dir: str, declared: list[Optional[str]]) -> Optional[list[str]]:
+def resolve_label_names(
+    explicit: Optional[str], dataset_dir: str, declared: list[Optional[str]]
+) -> Optional[list[str]]:
     r"""``explicit`` (a path) wins; else the first ``label_names`` a dataset declares (relative to ``dataset_dir``)."""
     if explicit:
         return read_label_names(explicit)

@@ -26,13 +26,18 @@ def handle_problem_samples(dataset: Any, split: str, mode: str, dataset_dir: str
     for name, index, _ in problems:
         by_dataset.setdefault(name, []).append(index)
     summary = "; ".join(f"`{name}`: indices {indices}" for name, indices in by_dataset.items())
-    listed = "\n".join(f"  - dataset `{name}` sample {index}: {problem}" for name, index, problem in problems[:MAX_LISTED])
+    listed = "\n".join(
+        f"  - dataset `{name}` sample {index}: {problem}" for name, index, problem in problems[:MAX_LISTED]
+    )
     more = f"\n  ... and {len(problems) - MAX_LISTED} more" if len(problems) > MAX_LISTED else ""
     if mode == "skip":
         logger.warning_rank0(
-            f"Skipping {len(problems)} of {len(dataset)} {split} samples that cannot train ({summary}):\n{listed}{more}"
+            f"Skipping {len(problems)} of {len(dataset)} {split} samples that cannot train ({summary}):\n"
+            f"{listed}{more}"
         )
-        return dataset.filter(lambda problem: not problem, input_columns="problem", desc=f"Dropping bad {split} samples")
+        return dataset.filter(
+            lambda problem: not problem, input_columns="problem", desc=f"Dropping bad {split} samples"
+        )
     raise ValueError(
         f"{len(problems)} of {len(dataset)} {split} samples cannot train (data in {dataset_dir}; {summary}):\n"
         f"{listed}{more}\nFix them, or set `action_invalid_samples: skip` to drop and count them."

@@ -55,7 +55,9 @@ def patch_loader(loader: ModuleType) -> None:
                 load_from_cache_file=(not data_args.overwrite_cache) or (training_args.local_process_index != 0),
                 desc="Converting format of dataset",
             )
-        converter = ExtraColumnConverter(get_dataset_converter(dataset_attr.formatting, dataset_attr, data_args), declared, name)
+        converter = ExtraColumnConverter(
+            get_dataset_converter(dataset_attr.formatting, dataset_attr, data_args), declared, name
+        )
         return dataset.map(converter, batched=False, with_indices=True, remove_columns=column_names, **kwargs)
 
     def _get_dataset_processor(data_args, stage, template, tokenizer, processor, do_generate=False):
@@ -63,7 +65,9 @@ def patch_loader(loader: ModuleType) -> None:
         if spec is None:
             return original_get_processor(data_args, stage, template, tokenizer, processor, do_generate=do_generate)
         if current_stage_args() is None:
-            raise RuntimeError(f"Data for stage `{stage}` must be loaded inside `stage_data_context(finetuning_args)`.")
+            raise RuntimeError(
+                f"Data for stage `{stage}` must be loaded inside `stage_data_context(finetuning_args)`."
+            )
         return spec.load_processor()(template=template, tokenizer=tokenizer, processor=processor, data_args=data_args)
 
     for name, func, original in (

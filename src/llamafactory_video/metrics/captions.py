@@ -89,8 +89,14 @@ _BANG_START = re.compile(r"(?:(?<=\s)|^)([!?]+)")
 _SYMBOLS = re.compile(r"([$%*=~^|\\;]|(?<!\+)\+(?!\+))")  # "$5" -> "$ 5", "50%" -> "50 %"; "c++" stays
 _NT = re.compile(r"(?<=\w)n't(?=\s|$)")  # "can't" -> "ca n't", "isn't" -> "is n't"
 _CLITIC = re.compile(r"(?<=\w)'(s|re|ll|ve|m|d)(?=\s|$)")  # "it's" -> "it 's", "1990's" -> "1990 's"
-_SPLIT_WORDS = {"cannot": "can not", "gonna": "gon na", "gotta": "got ta", "wanna": "wan na", "lemme": "lem me",
-                "gimme": "gim me"}
+_SPLIT_WORDS = {
+    "cannot": "can not",
+    "gonna": "gon na",
+    "gotta": "got ta",
+    "wanna": "wan na",
+    "lemme": "lem me",
+    "gimme": "gim me",
+}
 _KEEP_LEADING_APOSTROPHE = frozenset({"'s", "'re", "'ll", "'ve", "'m", "'d", "'em", "'n", "'til", "'cause"})
 _DECADE = re.compile(r"'\d0s")
 _NUMBER = re.compile(r"[\d.,]+")
@@ -241,8 +247,10 @@ def _aligned(
     """``[(key, candidate, references)]`` in ``gts`` order after pycocoevalcap's sanity checks."""
     if set(gts) != set(res):
         missing, extra = set(gts) - set(res), set(res) - set(gts)
-        raise ValueError(f"gts and res must have the same keys (missing in res: {sorted(map(str, missing))[:5]}, "
-                         f"missing in gts: {sorted(map(str, extra))[:5]})")
+        raise ValueError(
+            f"gts and res must have the same keys (missing in res: {sorted(map(str, missing))[:5]}, "
+            f"missing in gts: {sorted(map(str, extra))[:5]})"
+        )
     if not gts:
         raise ValueError("no samples to score")
     rows = []

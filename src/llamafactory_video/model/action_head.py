@@ -136,9 +136,7 @@ def head_state_dict_from(state_dict: dict[str, torch.Tensor]) -> dict[str, torch
     return out
 
 
-def save_action_head(
-    directory: str, config: ActionHeadConfig, state_dict: dict[str, torch.Tensor]
-) -> None:
+def save_action_head(directory: str, config: ActionHeadConfig, state_dict: dict[str, torch.Tensor]) -> None:
     r"""Write ``action_decoder.safetensors`` and ``action_decoder_config.json`` into ``directory``."""
     os.makedirs(directory, exist_ok=True)
     tensors = {key: value.detach().cpu().contiguous() for key, value in state_dict.items()}

@@ -190,16 +190,18 @@ class CiderDScorer:
         pair_key, first = np.unique(key[perm], return_index=True)
         ref_base = len(self._arrays.get("ref_lengths", ())) + sum(len(c["ref_lengths"]) for c in self._chunks)
         slot_ref_start = ref_base + np.concatenate([[0], np.cumsum(num_refs)[:-1]]).astype(np.int64)
-        self._chunks.append({
-            "pair_key": pair_key,
-            "pair_first": first,  # chunk-local start of each pair's entries (indptr without the end)
-            "ref_idx": ref_of[perm] + ref_base,
-            "weights": weight[perm],
-            "ref_norms": norms.reshape(num_ref, n),
-            "ref_lengths": lengths,
-            "slot_ref_start": slot_ref_start,
-            "slot_num_refs": np.asarray(num_refs, dtype=np.int64),
-        })
+        self._chunks.append(
+            {
+                "pair_key": pair_key,
+                "pair_first": first,  # chunk-local start of each pair's entries (indptr without the end)
+                "ref_idx": ref_of[perm] + ref_base,
+                "weights": weight[perm],
+                "ref_norms": norms.reshape(num_ref, n),
+                "ref_lengths": lengths,
+                "slot_ref_start": slot_ref_start,
+                "slot_num_refs": np.asarray(num_refs, dtype=np.int64),
+            }
+        )
 
     def _build(self) -> dict[str, np.ndarray]:
         """Concatenate pending chunks onto the global arrays. Slots only grow, so pair keys stay sorted.
@@ -294,8 +296,15 @@ class CiderDScorer:
         hyp_weight = weight[matched][expand]
         entry_cand = cand_of[matched][expand]
         pair = pair_offset[entry_cand] + a["ref_idx"][entry] - ref_start[entry_cand]
-        val = np.bincount(pair * n + order[matched][expand], weights=np.minimum(hyp_weight, ref_weight) * ref_weight,
-                          minlength=total_pairs * n).astype(np.float64).reshape(total_pairs, n)  # (empty -> int64)
+        val = (
+            np.bincount(
+                pair * n + order[matched][expand],
+                weights=np.minimum(hyp_weight, ref_weight) * ref_weight,
+                minlength=total_pairs * n,
+            )
+            .astype(np.float64)
+            .reshape(total_pairs, n)
+        )  # (empty -> int64)
         pair_cand = np.repeat(np.arange(num), num_refs)
         pair_ref = np.arange(total_pairs) - pair_offset[pair_cand] + ref_start[pair_cand]
         denom = hyp_norm[pair_cand] * a["ref_norms"][pair_ref]

@@ -22,15 +22,17 @@ class CaptionReward:
     always computed (they are logged); ``weights`` decides what the reward is made of.
     """
 
-    def __init__(self, scorer: CiderDScorer, weights: dict[str, float], length_coefficient: float = 0.0,
-                 target_words: int = 32) -> None:
+    def __init__(
+        self, scorer: CiderDScorer, weights: dict[str, float], length_coefficient: float = 0.0, target_words: int = 32
+    ) -> None:
         self.scorer = scorer
         self.weights = dict(weights)
         self.length_coefficient = length_coefficient
         self.target_words = target_words
 
-    def __call__(self, captions: Sequence[str], keys: Sequence[Hashable], references: Sequence[Sequence[str]]
-                 ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    def __call__(
+        self, captions: Sequence[str], keys: Sequence[Hashable], references: Sequence[Sequence[str]]
+    ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         r"""``(rewards (N,), {"cider_d": (N,), "bleu_4": (N,)})`` for N captions with their video keys/references."""
         for key, refs in zip(keys, references):
             if key not in self.scorer:  # eval videos, or keys the corpus did not cover: df stays the training one
@@ -38,8 +40,9 @@ class CaptionReward:
         tokenized = [tokenize(caption) for caption in captions]
         components = {
             "cider_d": np.asarray(self.scorer.score(list(captions), list(keys)), dtype=np.float64),
-            "bleu_4": np.asarray(bleu4(tokenized, [[tokenize(r) for r in refs] for refs in references]),
-                                 dtype=np.float64),
+            "bleu_4": np.asarray(
+                bleu4(tokenized, [[tokenize(r) for r in refs] for refs in references]), dtype=np.float64
+            ),
         }
         reward = np.zeros(len(captions), dtype=np.float64)
         for name, weight in self.weights.items():

@@ -450,19 +450,37 @@ def make_caption_dataset(
                 write_video(render_clip(action, rng, size=size, num_frames=num_frames), out / rel_path, fps=fps)
                 refs = caption_references(action)
                 user = {"role": "user", "content": CAPTION_PROMPT}
-                rows.append({"messages": [user, {"role": "assistant", "content": refs[0]}], "videos": [rel_path],
-                             "references": refs, "category": _CAPTION_CATEGORIES[action.label % 2]})
-                sft_rows += [{"messages": [user, {"role": "assistant", "content": ref}], "videos": [rel_path]}
-                             for ref in refs]
+                rows.append(
+                    {
+                        "messages": [user, {"role": "assistant", "content": refs[0]}],
+                        "videos": [rel_path],
+                        "references": refs,
+                        "category": _CAPTION_CATEGORIES[action.label % 2],
+                    }
+                )
+                sft_rows += [
+                    {"messages": [user, {"role": "assistant", "content": ref}], "videos": [rel_path]} for ref in refs
+                ]
         _write_json(out / f"{prefix}_{split}.json", rows)
         _write_json(out / f"{prefix}_{split}_sft.json", sft_rows)
         counts[split] = len(rows)
         info[f"{prefix}_{split}"] = {
-            "file_name": f"{prefix}_{split}.json", "formatting": "sharegpt", "tags": tags,
-            "columns": {"messages": "messages", "videos": "videos", "references": "references", "category": "category"},
+            "file_name": f"{prefix}_{split}.json",
+            "formatting": "sharegpt",
+            "tags": tags,
+            "columns": {
+                "messages": "messages",
+                "videos": "videos",
+                "references": "references",
+                "category": "category",
+            },
         }
-        info[f"{prefix}_{split}_sft"] = {"file_name": f"{prefix}_{split}_sft.json", "formatting": "sharegpt",
-                                         "tags": tags, "columns": {"messages": "messages", "videos": "videos"}}
+        info[f"{prefix}_{split}_sft"] = {
+            "file_name": f"{prefix}_{split}_sft.json",
+            "formatting": "sharegpt",
+            "tags": tags,
+            "columns": {"messages": "messages", "videos": "videos"},
+        }
     _write_json(info_file, info)
     return {
         "output_dir": str(out.resolve()),

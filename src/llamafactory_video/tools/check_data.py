@@ -84,8 +84,16 @@ def probe_video(path: str, max_frames: int = 0) -> dict[str, Any]:
     fewer frames than its header declares (beyond a 5 % / 2-frame tolerance) is reported as truncated.
     """
     info: dict[str, Any] = {
-        "path": path, "ok": False, "kind": "", "reason": "", "frames": 0,
-        "duration": None, "fps": None, "width": None, "height": None, "codec": None,
+        "path": path,
+        "ok": False,
+        "kind": "",
+        "reason": "",
+        "frames": 0,
+        "duration": None,
+        "fps": None,
+        "width": None,
+        "height": None,
+        "codec": None,
     }
     if not os.path.exists(path):
         info.update(kind="missing_video", reason="missing")
@@ -128,16 +136,21 @@ def probe_video(path: str, max_frames: int = 0) -> dict[str, Any]:
                 if max_frames and frames >= max_frames:
                     break
         except Exception as err:  # noqa: BLE001
-            info.update(frames=frames, kind="undecodable_video",
-                        reason=f"decoding failed after {frames} frames: {type(err).__name__}: {err}")
+            info.update(
+                frames=frames,
+                kind="undecodable_video",
+                reason=f"decoding failed after {frames} frames: {type(err).__name__}: {err}",
+            )
             return info
         info["frames"] = frames
         if frames == 0:
             info.update(kind="undecodable_video", reason="no frame decodes")
             return info
         if not max_frames and declared and frames < declared - max(2, declared // 20):
-            info.update(kind="undecodable_video",
-                        reason=f"truncated: {frames} of the {declared} frames its header declares decode")
+            info.update(
+                kind="undecodable_video",
+                reason=f"truncated: {frames} of the {declared} frames its header declares decode",
+            )
             return info
         if info["duration"] is None and info["fps"] and not max_frames:
             info["duration"] = frames / info["fps"]
@@ -159,8 +172,9 @@ def probe_videos(paths: list[str], workers: int = 1, max_frames: int = 0, progre
     from tqdm import tqdm
 
     jobs = [(path, max_frames) for path in paths]
-    bar = tqdm(total=len(jobs), desc="Decoding videos", unit="video", disable=not progress or not jobs,
-               file=sys.stderr)
+    bar = tqdm(
+        total=len(jobs), desc="Decoding videos", unit="video", disable=not progress or not jobs, file=sys.stderr
+    )
     results: dict[str, dict] = {}
     try:
         if workers <= 1 or len(jobs) <= 1:
@@ -399,8 +413,9 @@ def _shown(path: str, options: CheckOptions) -> str:
     return path
 
 
-def _check_labels(samples: list[_Sample], column: str, names_path: Optional[str], options: CheckOptions,
-                  problems: list[str]) -> dict[str, Any]:
+def _check_labels(
+    samples: list[_Sample], column: str, names_path: Optional[str], options: CheckOptions, problems: list[str]
+) -> dict[str, Any]:
     from ..data.labels import read_label_names
     from ..data.processor.action_cls import check_action_label
 
@@ -433,7 +448,7 @@ def _check_labels(samples: list[_Sample], column: str, names_path: Optional[str]
                 joined = "\n".join(prompt_texts)
                 from llamafactory.extras.constants import VIDEO_PLACEHOLDER
 
-                if VIDEO_PLACEHOLDER in joined[joined.index(token):]:
+                if VIDEO_PLACEHOLDER in joined[joined.index(token) :]:
                     s.add("action_token", f"{token} comes before a {VIDEO_PLACEHOLDER}; put it at the end")
     num_classes = len(names) if names is not None else (max(counts) + 1 if counts else 0)
     histogram = [
@@ -486,8 +501,12 @@ def _count_tokens(samples: list[_Sample], options: CheckOptions, uses_action_tok
     model_args = ModelArguments(**model_kwargs)
     tokenizer_module = load_tokenizer(model_args)
     tokenizer, processor = tokenizer_module["tokenizer"], tokenizer_module["processor"]
-    data_args = DataArguments(template=options.template, dataset_dir=options.dataset_dir, media_dir=options.media_dir,
-                              cutoff_len=options.cutoff_len)
+    data_args = DataArguments(
+        template=options.template,
+        dataset_dir=options.dataset_dir,
+        media_dir=options.media_dir,
+        cutoff_len=options.cutoff_len,
+    )
     template = get_template_and_fix_tokenizer(tokenizer, data_args)
     plugin = template.mm_plugin
     video_token = getattr(plugin, "video_token", None)
@@ -498,8 +517,9 @@ def _count_tokens(samples: list[_Sample], options: CheckOptions, uses_action_tok
     todo = [s for s in samples if not s.problems and s.converted is not None]
     needed_all, video_all, over = [], [], []
     errors = 0
-    for s in tqdm(todo, desc="Counting tokens", unit="sample", disable=not options.progress or not todo,
-                  file=sys.stderr):
+    for s in tqdm(
+        todo, desc="Counting tokens", unit="sample", disable=not options.progress or not todo, file=sys.stderr
+    ):
         c = s.converted
         images, videos, audios = c["_images"] or [], c["_videos"] or [], c["_audios"] or []
         response = c["_response"] or [{"role": "assistant", "content": ""}]
@@ -569,12 +589,14 @@ def check_dataset(options: CheckOptions) -> tuple[dict[str, Any], list[Any]]:
     }
     for key, row in declared_missing.items():
         if row["column"] in absent_everywhere:
-            problems.append(f"declared column `{key}` (\"{row['column']}\") is absent from every sample")
+            problems.append(f'declared column `{key}` ("{row["column"]}") is absent from every sample')
 
     # videos: each unique path decoded once
     unique = sorted({v for s in samples for v in s.videos})
-    logger.info(f"check-data `{options.dataset}`: {len(samples)} samples, decoding {len(unique)} unique videos with "
-                f"{min(options.workers, max(1, len(unique)))} worker(s).")
+    logger.info(
+        f"check-data `{options.dataset}`: {len(samples)} samples, decoding {len(unique)} unique videos with "
+        f"{min(options.workers, max(1, len(unique)))} worker(s)."
+    )
     probes = probe_videos(unique, workers=options.workers, max_frames=options.max_frames, progress=options.progress)
     bad_video_samples: Counter = Counter()
     for s in samples:
@@ -651,7 +673,8 @@ def check_dataset(options: CheckOptions) -> tuple[dict[str, Any], list[Any]]:
                 "reason": info["reason"],
                 "samples": bad_video_samples[path],
             }
-            for path, info in sorted(probes.items()) if not info["ok"]
+            for path, info in sorted(probes.items())
+            if not info["ok"]
         ],
         "labels": labels,
         "references": references,
@@ -692,8 +715,10 @@ def format_report(report: dict[str, Any], max_listed: int = MAX_LISTED) -> str:
     )
     s = report["video_stats"]
     lines.append("  video stats (min / median / max):")
-    lines.append(f"    duration (s): {_fmt_stats(s['duration'])}    fps: {_fmt_stats(s['fps'])}    "
-                 f"frames: {_fmt_stats(s['frames'], 0)}")
+    lines.append(
+        f"    duration (s): {_fmt_stats(s['duration'])}    fps: {_fmt_stats(s['fps'])}    "
+        f"frames: {_fmt_stats(s['frames'], 0)}"
+    )
     lines.append(f"    width: {_fmt_stats(s['width'], 0)}    height: {_fmt_stats(s['height'], 0)}")
     columns = report["columns"]
     missing = columns["missing"]
@@ -701,45 +726,58 @@ def format_report(report: dict[str, Any], max_listed: int = MAX_LISTED) -> str:
     lines.append(f"  columns declared: {declared}")
     for key, row in missing.items():
         note = " (optional column)" if row["optional"] and row["samples"] < report["num_samples"] else ""
-        lines.append(f"    `{key}` (\"{row['column']}\") absent from {row['samples']} sample(s){note}")
+        lines.append(f'    `{key}` ("{row["column"]}") absent from {row["samples"]} sample(s){note}')
     labels = report["labels"]
     if labels:
         source = f" from {os.path.basename(labels['names_file'])}" if labels["names_file"] else ""
-        lines.append(f"  labels (`{labels['column']}`, {labels['num_classes']} classes{source}, "
-                     f"{labels['invalid']} invalid):")
+        lines.append(
+            f"  labels (`{labels['column']}`, {labels['num_classes']} classes{source}, {labels['invalid']} invalid):"
+        )
         hist = labels["histogram"]
         counts = [row["count"] for row in hist]
         if len(hist) <= MAX_HISTOGRAM_ROWS:
             width = max([len(str(row["name"] or "")) for row in hist] + [4])
             lines += [f"    {row['label']:>4}  {str(row['name'] or ''):<{width}}  {row['count']}" for row in hist]
         elif counts:
-            lines.append(f"    samples per class: min {min(counts)} / median {statistics.median(counts):g} / "
-                         f"max {max(counts)} (full histogram in the JSON report)")
+            lines.append(
+                f"    samples per class: min {min(counts)} / median {statistics.median(counts):g} / "
+                f"max {max(counts)} (full histogram in the JSON report)"
+            )
         if labels["classes_without_samples"]:
             empty = labels["classes_without_samples"]
-            lines.append(f"    classes without samples: {len(empty)} ({', '.join(map(str, empty[:8]))}"
-                         f"{' ...' if len(empty) > 8 else ''})")
+            lines.append(
+                f"    classes without samples: {len(empty)} ({', '.join(map(str, empty[:8]))}"
+                f"{' ...' if len(empty) > 8 else ''})"
+            )
     refs = report["references"]
     if refs:
-        lines.append(f"  references per sample (`{refs['column']}`): {_fmt_stats(refs['per_sample'])} "
-                     f"(total {refs['total']}, {refs['invalid']} invalid)")
+        lines.append(
+            f"  references per sample (`{refs['column']}`): {_fmt_stats(refs['per_sample'])} "
+            f"(total {refs['total']}, {refs['invalid']} invalid)"
+        )
     cats = report["categories"]
     if cats:
         shown = ", ".join(f"{k}: {n}" for k, n in list(cats["histogram"].items())[:10])
         lines.append(f"  categories (`{cats['column']}`): {shown}{' ...' if len(cats['histogram']) > 10 else ''}")
     tok = report["tokens"]
     if tok:
-        lines.append(f"  tokens ({tok['counted']}; model {tok['model']}, template {tok['template']}, "
-                     f"cutoff_len {tok['cutoff_len']}, "
-                     f"video_maxlen {tok['video_maxlen']}, video_fps {tok['video_fps']}, "
-                     f"video_max_pixels {tok['video_max_pixels']}):")
-        lines.append(f"    tokens: {_fmt_stats(tok['tokens'], 0)}    "
-                     f"video tokens: {_fmt_stats(tok['video_tokens'], 0)}    "
-                     f"({tok['checked']} samples counted, {tok['errors']} failed)")
+        lines.append(
+            f"  tokens ({tok['counted']}; model {tok['model']}, template {tok['template']}, "
+            f"cutoff_len {tok['cutoff_len']}, "
+            f"video_maxlen {tok['video_maxlen']}, video_fps {tok['video_fps']}, "
+            f"video_max_pixels {tok['video_max_pixels']}):"
+        )
+        lines.append(
+            f"    tokens: {_fmt_stats(tok['tokens'], 0)}    "
+            f"video tokens: {_fmt_stats(tok['video_tokens'], 0)}    "
+            f"({tok['checked']} samples counted, {tok['errors']} failed)"
+        )
         if tok["over_cutoff"]:
-            lines.append(f"    {len(tok['over_cutoff'])} samples over cutoff_len {tok['cutoff_len']}: "
-                         f"raise cutoff_len to >= {tok['suggested_cutoff_len']}, "
-                         "or lower video_max_pixels / video_maxlen")
+            lines.append(
+                f"    {len(tok['over_cutoff'])} samples over cutoff_len {tok['cutoff_len']}: "
+                f"raise cutoff_len to >= {tok['suggested_cutoff_len']}, "
+                "or lower video_max_pixels / video_maxlen"
+            )
     bad = report["bad_samples"]
     if bad:
         lines.append(f"  bad samples ({len(bad)}):")
@@ -777,16 +815,32 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--video-max-pixels", type=int, default=None, help="video_max_pixels (default: LlamaFactory's)")
     group.add_argument("--trust-remote-code", action="store_true", help="pass trust_remote_code to the loaders")
     group.add_argument("--action-token", default="<ACTION>", help="classification token (default <ACTION>)")
-    group.add_argument("--count-answer", action="store_true",
-                       help="for <ACTION> data, count the answer too (action_lm_loss_weight > 0)")
-    parser.add_argument("--workers", type=int, default=min(8, os.cpu_count() or 1),
-                        help="decoding processes (default: min(8, CPUs); 1 decodes inline)")
-    parser.add_argument("--max-frames", type=int, default=0,
-                        help="decode at most this many frames per video (default 0: all, catches truncated files)")
-    parser.add_argument("--output", default=None,
-                        help="JSON report path (default: <dataset_dir>/<dataset>_check.json)")
-    parser.add_argument("--write-clean", default=None, metavar="FILE",
-                        help="write the data without the bad samples to FILE (.jsonl: JSON lines; else a JSON list)")
+    group.add_argument(
+        "--count-answer",
+        action="store_true",
+        help="for <ACTION> data, count the answer too (action_lm_loss_weight > 0)",
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=min(8, os.cpu_count() or 1),
+        help="decoding processes (default: min(8, CPUs); 1 decodes inline)",
+    )
+    parser.add_argument(
+        "--max-frames",
+        type=int,
+        default=0,
+        help="decode at most this many frames per video (default 0: all, catches truncated files)",
+    )
+    parser.add_argument(
+        "--output", default=None, help="JSON report path (default: <dataset_dir>/<dataset>_check.json)"
+    )
+    parser.add_argument(
+        "--write-clean",
+        default=None,
+        metavar="FILE",
+        help="write the data without the bad samples to FILE (.jsonl: JSON lines; else a JSON list)",
+    )
     parser.add_argument("--max-listed", type=int, default=MAX_LISTED, help="bad samples listed in the printed report")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
@@ -794,11 +848,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     r"""Check, print, write the report (and the clean copy); 0 clean, 1 problems, 2 usage error."""
     options = CheckOptions(
-        dataset=args.dataset, dataset_dir=args.dataset_dir, media_dir=args.media_dir, model=args.model,
-        template=args.template, cutoff_len=args.cutoff_len, video_maxlen=args.video_maxlen, video_fps=args.video_fps,
-        video_max_pixels=args.video_max_pixels, trust_remote_code=args.trust_remote_code,
-        action_token=args.action_token, count_answer=args.count_answer, workers=args.workers,
-        max_frames=args.max_frames, progress=not args.no_progress,
+        dataset=args.dataset,
+        dataset_dir=args.dataset_dir,
+        media_dir=args.media_dir,
+        model=args.model,
+        template=args.template,
+        cutoff_len=args.cutoff_len,
+        video_maxlen=args.video_maxlen,
+        video_fps=args.video_fps,
+        video_max_pixels=args.video_max_pixels,
+        trust_remote_code=args.trust_remote_code,
+        action_token=args.action_token,
+        count_answer=args.count_answer,
+        workers=args.workers,
+        max_frames=args.max_frames,
+        progress=not args.no_progress,
     )
     if args.workers < 1 or args.max_frames < 0 or args.cutoff_len < 1:
         print("error: --workers and --cutoff-len must be >= 1, --max-frames >= 0", file=sys.stderr)

@@ -37,17 +37,27 @@ class InputError(ValueError):
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--predictions", required=True, metavar="FILE",
-                        help='JSONL of {"id", "caption"}, or LlamaFactory\'s generated_predictions.jsonl '
-                             "(ids = 0-based line numbers)")
-    parser.add_argument("--references", metavar="FILE",
-                        help="JSON {id: [caption, ...]}; omit it for the scst stage's <prefix>_captions.jsonl, whose "
-                             'lines carry "references" (and "category", used as the groups when --groups is omitted)')
+    parser.add_argument(
+        "--predictions",
+        required=True,
+        metavar="FILE",
+        help='JSONL of {"id", "caption"}, or LlamaFactory\'s generated_predictions.jsonl (ids = 0-based line numbers)',
+    )
+    parser.add_argument(
+        "--references",
+        metavar="FILE",
+        help="JSON {id: [caption, ...]}; omit it for the scst stage's <prefix>_captions.jsonl, whose "
+        'lines carry "references" (and "category", used as the groups when --groups is omitted)',
+    )
     parser.add_argument("--groups", metavar="FILE", help="JSON {id: group}: also report every group")
     parser.add_argument("--output", metavar="FILE", help="write the scores as JSON")
-    parser.add_argument("--tokenizer", choices=("builtin", "ptb", "none"), default="builtin",
-                        help="builtin: Java-free PTB approximation (default); ptb: pycocoevalcap's PTBTokenizer "
-                             "(Java); none: captions are already tokenised")
+    parser.add_argument(
+        "--tokenizer",
+        choices=("builtin", "ptb", "none"),
+        default="builtin",
+        help="builtin: Java-free PTB approximation (default); ptb: pycocoevalcap's PTBTokenizer "
+        "(Java); none: captions are already tokenised",
+    )
     parser.add_argument("--no-meteor", action="store_true", help="skip METEOR (it starts a Java process, ~15 s)")
 
 
@@ -87,8 +97,10 @@ def load_predictions(path: str) -> tuple[dict[str, str], str]:
                 key, caption = str(line_no), record["predict"]
             else:
                 if "id" not in record or "caption" not in record:
-                    raise InputError(f'{where}: expected keys "id" and "caption" (or LlamaFactory\'s "predict"), '
-                                     f"got {sorted(record)}")
+                    raise InputError(
+                        f'{where}: expected keys "id" and "caption" (or LlamaFactory\'s "predict"), '
+                        f"got {sorted(record)}"
+                    )
                 key, caption = str(record["id"]), record["caption"]
             if not isinstance(caption, str):
                 raise InputError(f"{where}: the caption must be a string, got {type(caption).__name__}")
@@ -221,8 +233,15 @@ def format_table(result: dict) -> str:
     """The scores as a fixed-width table: one row overall, one per group."""
     from ..metrics.captions import METRIC_KEYS
 
-    names = {"bleu_1": "BLEU-1", "bleu_2": "BLEU-2", "bleu_3": "BLEU-3", "bleu_4": "BLEU-4", "meteor": "METEOR",
-             "rouge_l": "ROUGE-L", "cider": "CIDEr"}
+    names = {
+        "bleu_1": "BLEU-1",
+        "bleu_2": "BLEU-2",
+        "bleu_3": "BLEU-3",
+        "bleu_4": "BLEU-4",
+        "meteor": "METEOR",
+        "rouge_l": "ROUGE-L",
+        "cider": "CIDEr",
+    }
     rows = [("overall", result)] + list(result.get("groups", {}).items())
     width = max(12, *(len(name) for name, _ in rows))
     lines = [f"{'':<{width}} " + " ".join(f"{names[k]:>8}" for k in METRIC_KEYS) + f" {'N':>6}"]

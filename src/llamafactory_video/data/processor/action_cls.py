@@ -14,6 +14,7 @@ from llamafactory.data.processor.processor_utils import DatasetProcessor
 from llamafactory.extras.constants import IGNORE_INDEX
 
 from ..context import current_stage_args
+from .common import append_row
 
 
 def check_action_label(value: Any, num_classes: Optional[int]) -> tuple[int, str]:
@@ -97,7 +98,10 @@ class ActionClsDatasetProcessor(DatasetProcessor):
             input_ids: list[int] = []
             labels: list[int] = []
             if len(prompt) % 2 != 1 or (self.include_answer and len(response) != 1):
-                problem = problem or "malformed conversation (need user turn(s) and, with action_lm_loss_weight > 0, one answer)"
+                problem = (
+                    problem
+                    or "malformed conversation (need user turn(s) and, with action_lm_loss_weight > 0, one answer)"
+                )
             else:
                 try:
                     prompt_ids, answer_ids = self._encode(
@@ -111,16 +115,9 @@ class ActionClsDatasetProcessor(DatasetProcessor):
                     if not problem:
                         input_ids, labels = self._build(prompt_ids, answer_ids)
 
-            model_inputs["input_ids"].append(input_ids)
-            model_inputs["attention_mask"].append([1] * len(input_ids))
-            model_inputs["labels"].append(labels)
-            model_inputs["images"].append(examples["_images"][i])
-            model_inputs["videos"].append(examples["_videos"][i])
-            model_inputs["audios"].append(examples["_audios"][i])
-            model_inputs["action_label"].append(label if not problem else -1)
-            model_inputs["sample_index"].append(examples["_sample_index"][i])
-            model_inputs["dataset_name"].append(examples["_dataset_name"][i])
-            model_inputs["problem"].append(problem)
+            append_row(
+                model_inputs, examples, i, input_ids, labels, problem, action_label=label if not problem else -1
+            )
         return model_inputs
 
     def print_data_example(self, example: dict[str, Any]) -> None:

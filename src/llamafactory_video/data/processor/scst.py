@@ -13,6 +13,8 @@ from typing import Any
 from llamafactory.data.processor.processor_utils import DatasetProcessor
 from llamafactory.extras.constants import IGNORE_INDEX
 
+from .common import append_row
+
 
 def check_references(value: Any) -> tuple[list[str], str]:
     r"""``(references, problem)``: a non-empty list of non-empty strings, or ``([], reason)``."""
@@ -64,17 +66,16 @@ class ScstDatasetProcessor(DatasetProcessor):
             if problem:
                 input_ids = []
             category = categories[i]
-            model_inputs["input_ids"].append(input_ids)
-            model_inputs["attention_mask"].append([1] * len(input_ids))
-            model_inputs["labels"].append([IGNORE_INDEX] * len(input_ids))
-            model_inputs["images"].append(examples["_images"][i])
-            model_inputs["videos"].append(examples["_videos"][i])
-            model_inputs["audios"].append(examples["_audios"][i])
-            model_inputs["references"].append(refs)
-            model_inputs["category"].append("" if category is None else str(category))
-            model_inputs["sample_index"].append(examples["_sample_index"][i])
-            model_inputs["dataset_name"].append(examples["_dataset_name"][i])
-            model_inputs["problem"].append(problem)
+            append_row(
+                model_inputs,
+                examples,
+                i,
+                input_ids,
+                [IGNORE_INDEX] * len(input_ids),
+                problem,
+                references=refs,
+                category="" if category is None else str(category),
+            )
         return model_inputs
 
     def print_data_example(self, example: dict[str, Any]) -> None:

@@ -152,11 +152,22 @@ def load_json_list(path: str | os.PathLike[str], key: Optional[str] = None) -> t
     return entries, lines, data
 
 
-def entry_error(path: str | os.PathLike[str], lines: list[Optional[int]], index: int, message: str,
-                key: Optional[str] = None, name: str = "entry") -> ConversionError:
+def entry_error(
+    path: str | os.PathLike[str],
+    lines: list[Optional[int]],
+    index: int,
+    message: str,
+    key: Optional[str] = None,
+    name: str = "entry",
+) -> ConversionError:
     r"""A :class:`ConversionError` for entry ``index`` of a list read by :func:`load_json_list`."""
-    return ConversionError(path, message, line=lines[index] if index < len(lines) else None,
-                           entry=f"{name} {index}" if name == "entry" else f"{name}[{index}]", key=key)
+    return ConversionError(
+        path,
+        message,
+        line=lines[index] if index < len(lines) else None,
+        entry=f"{name} {index}" if name == "entry" else f"{name}[{index}]",
+        key=key,
+    )
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -231,8 +242,9 @@ def write_json(path: str | os.PathLike[str], data: Any) -> str:
     return path
 
 
-def sharegpt_entry(file_name: str, extra_columns: Optional[dict[str, str]] = None,
-                   label_names: Optional[str] = None) -> dict[str, Any]:
+def sharegpt_entry(
+    file_name: str, extra_columns: Optional[dict[str, str]] = None, label_names: Optional[str] = None
+) -> dict[str, Any]:
     r"""A ``dataset_info.json`` entry for a sharegpt file with ``messages`` / ``videos`` (+ extra columns)."""
     entry: dict[str, Any] = {
         "file_name": file_name,

@@ -103,30 +103,50 @@ def convert_msrvtt(
     info: dict[str, dict[str, Any]] = {}  # video_id -> {"split", "category", "index"}
     for i, video in enumerate(videos):
         if not isinstance(video, dict):
-            raise entry_error(annotations, video_lines, i, f"expected an object, got {type(video).__name__}",
-                              name="videos")
+            raise entry_error(
+                annotations, video_lines, i, f"expected an object, got {type(video).__name__}", name="videos"
+            )
         video_id = video.get("video_id")
         if not isinstance(video_id, str) or not video_id.strip():
             raise entry_error(annotations, video_lines, i, "missing video id", key="video_id", name="videos")
         if video_id in info:
             first = info[video_id]["index"]
-            raise entry_error(annotations, video_lines, i, f"video {video_id!r} repeats videos[{first}]",
-                              key="video_id", name="videos")
+            raise entry_error(
+                annotations,
+                video_lines,
+                i,
+                f"video {video_id!r} repeats videos[{first}]",
+                key="video_id",
+                name="videos",
+            )
         split = video.get("split")
         if not isinstance(split, str) or not _SAFE.match(split):
-            raise entry_error(annotations, video_lines, i, f"split {split!r} is not a name such as 'train'",
-                              key="split", name="videos")
+            raise entry_error(
+                annotations,
+                video_lines,
+                i,
+                f"split {split!r} is not a name such as 'train'",
+                key="split",
+                name="videos",
+            )
         info[video_id] = {"split": split, "category": _category_name(video.get("category")), "index": i}
 
     captions: dict[str, list[tuple[Any, int, str]]] = {}
     for i, sentence in enumerate(sentences):
         if not isinstance(sentence, dict):
-            raise entry_error(annotations, sentence_lines, i, f"expected an object, got {type(sentence).__name__}",
-                              name="sentences")
+            raise entry_error(
+                annotations, sentence_lines, i, f"expected an object, got {type(sentence).__name__}", name="sentences"
+            )
         video_id = sentence.get("video_id")
         if video_id not in info:
-            raise entry_error(annotations, sentence_lines, i, f"video {video_id!r} is not in the 'videos' list",
-                              key="video_id", name="sentences")
+            raise entry_error(
+                annotations,
+                sentence_lines,
+                i,
+                f"video {video_id!r} is not in the 'videos' list",
+                key="video_id",
+                name="sentences",
+            )
         caption = sentence.get("caption")
         if not isinstance(caption, str) or not caption.strip():
             raise entry_error(annotations, sentence_lines, i, "missing caption", key="caption", name="sentences")

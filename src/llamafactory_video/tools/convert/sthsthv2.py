@@ -52,7 +52,7 @@ def read_labels(path: str) -> list[str]:
     r"""Class names ordered by their official index from ``labels.json`` (``{name: "index"}``)."""
     data, _ = load_json(path)
     if not isinstance(data, dict) or not data:
-        raise ConversionError(path, "expected a JSON object mapping class names to their index (\"name\": \"12\")")
+        raise ConversionError(path, 'expected a JSON object mapping class names to their index ("name": "12")')
     by_index: dict[int, str] = {}
     for name, value in data.items():
         try:
@@ -97,8 +97,9 @@ def convert_sthsthv2(
     output = os.path.abspath(output)
     output_dir = os.path.dirname(output)
     name = dataset_name or os.path.splitext(os.path.basename(output))[0]
-    summary = ConversionSummary(f"Something-Something v2 ({os.path.basename(annotations)})", output_dir,
-                                skip_missing=skip_missing)
+    summary = ConversionSummary(
+        f"Something-Something v2 ({os.path.basename(annotations)})", output_dir, skip_missing=skip_missing
+    )
     names = read_labels(labels)
     index_of = {name_: i for i, name_ in enumerate(names)}
     index_of_norm = {_norm(name_): i for i, name_ in enumerate(names)}
@@ -127,8 +128,13 @@ def convert_sthsthv2(
             bare = strip_brackets(template)
             label = index_of.get(bare, index_of_norm.get(_norm(bare)))
             if label is None:
-                raise entry_error(annotations, lines, i,
-                                  f"template {template!r} (as {bare!r}) is not a class in {labels}", "template")
+                raise entry_error(
+                    annotations,
+                    lines,
+                    i,
+                    f"template {template!r} (as {bare!r}) is not a class in {labels}",
+                    "template",
+                )
             filled = entry.get("label")
             if filled is not None and not isinstance(filled, str):
                 raise entry_error(annotations, lines, i, f"label {filled!r} is not a string", "label")

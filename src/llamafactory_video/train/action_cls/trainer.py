@@ -86,8 +86,11 @@ class ActionClsTrainer(VideoStageTrainer):
             for group in optimizer.param_groups:
                 group["params"] = [p for p in group["params"] if p is not token_weight]
             optimizer.add_param_group(
-                {"params": [token_weight], "lr": self.args.learning_rate * self.finetuning_args.action_token_lr_scale,
-                 "weight_decay": 0.0}
+                {
+                    "params": [token_weight],
+                    "lr": self.args.learning_rate * self.finetuning_args.action_token_lr_scale,
+                    "weight_decay": 0.0,
+                }
             )
             optimizer._action_token_group = True
         return optimizer
@@ -125,9 +128,7 @@ class ActionClsTrainer(VideoStageTrainer):
         if state_dict is None:
             head_state = get_action_head(self.model).state_dict()
             if not isinstance(self.model, PeftModel):
-                state_dict = {
-                    k: v for k, v in self.model.state_dict().items() if HEAD_MODULE_NAME not in k.split(".")
-                }
+                state_dict = {k: v for k, v in self.model.state_dict().items() if HEAD_MODULE_NAME not in k.split(".")}
         else:
             head_state = head_state_dict_from(state_dict)
             state_dict = {k: v for k, v in state_dict.items() if HEAD_MODULE_NAME not in k.split(".")}
@@ -153,7 +154,9 @@ class ActionClsTrainer(VideoStageTrainer):
             self._load_head(self.state.best_model_checkpoint)
 
 
-def write_predictions(path: str, dataset: Any, logits: np.ndarray, labels: np.ndarray, id2label: dict[int, str]) -> str:
+def write_predictions(
+    path: str, dataset: Any, logits: np.ndarray, labels: np.ndarray, id2label: dict[int, str]
+) -> str:
     r"""JSONL: index, dataset, videos, label, prediction and top-5 (name, id, probability) per sample."""
     logits = logits.astype(np.float64)
     probs = np.exp(logits - logits.max(-1, keepdims=True))
@@ -180,14 +183,17 @@ def write_predictions(path: str, dataset: Any, logits: np.ndarray, labels: np.nd
 
 
 def write_eval_report(output_dir: str, prefix: str, report: dict) -> list[str]:
-    r"""``<prefix>_report.json`` (all metrics, per-class accuracy, confusion matrix) and ``<prefix>_confusion_matrix.png``."""
+    r"""``<prefix>_report.json`` (all metrics, per-class accuracy, confusion matrix) and
+    ``<prefix>_confusion_matrix.png``."""
     from ...metrics.plots import plot_confusion_matrix
 
     json_path = os.path.join(output_dir, f"{prefix}_report.json")
     with open(json_path, "w", encoding="utf-8") as f:
         json.dump(report, f, indent=2, ensure_ascii=False)
     png_path = plot_confusion_matrix(
-        report["confusion_matrix"], report["labels"], os.path.join(output_dir, f"{prefix}_confusion_matrix.png"),
+        report["confusion_matrix"],
+        report["labels"],
+        os.path.join(output_dir, f"{prefix}_confusion_matrix.png"),
         title=f"{prefix}: top-1 {report['top1']:.3f}, macro-F1 {report['macro_f1']:.3f}",
     )
     return [json_path, png_path]

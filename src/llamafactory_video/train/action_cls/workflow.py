@@ -72,12 +72,14 @@ def build_action_head(model, tokenizer, model_args, finetuning_args, id2label: d
     if saved is not None:
         saved_config, state = load_action_head_files(saved)
         if saved_config is not None and (saved_config.num_classes, saved_config.decoder_type) != (
-            config.num_classes, config.decoder_type
+            config.num_classes,
+            config.decoder_type,
         ):
             raise ValueError(
                 f"The head saved in `{saved}` is a {saved_config.decoder_type} head over {saved_config.num_classes} "
                 f"classes, but this run asks for a {config.decoder_type} head over {config.num_classes}. "
-                "Match `action_decoder_type` / `num_action_classes`, or drop `action_decoder_path` to start a new head."
+                "Match `action_decoder_type` / `num_action_classes`, "
+                "or drop `action_decoder_path` to start a new head."
             )
         head.load_state_dict(state)
         logger.info_rank0(f"Initialised the action head and {config.action_token} embedding from {saved}.")
@@ -122,7 +124,9 @@ def run_action_cls(
 
     # dataset: every sample checked before the model is even loaded
     with stage_data_context(finetuning_args):
-        dataset_module = get_dataset(template, model_args, data_args, training_args, stage="action_cls", **tokenizer_module)
+        dataset_module = get_dataset(
+            template, model_args, data_args, training_args, stage="action_cls", **tokenizer_module
+        )
     check_dataset_module(dataset_module, finetuning_args.action_invalid_samples, data_args.dataset_dir)
 
     # model with the head inside the module the Trainer wraps
@@ -175,7 +179,10 @@ def run_action_cls(
         if trainer.is_world_process_zero():
             path = write_predictions(
                 os.path.join(training_args.output_dir, "action_predictions.jsonl"),
-                predict_dataset, results.predictions, results.label_ids, id2label,
+                predict_dataset,
+                results.predictions,
+                results.label_ids,
+                id2label,
             )
             logger.info_rank0(f"Saved predictions to {path}.")
             if compute_metrics.last_report is not None:

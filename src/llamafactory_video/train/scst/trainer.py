@@ -53,23 +53,39 @@ def expand_visual_inputs(inputs: dict[str, Any], repeats: int) -> dict[str, Any]
 class ScstTrainer(VideoStageTrainer):
     metric_prefix = METRIC_PREFIX
 
-    def __init__(self, finetuning_args: Any, reward_fn: Any, eval_gen_kwargs: dict[str, Any], eos_token_ids: list[int],
-                 processor: Optional[Any] = None, **kwargs) -> None:
+    def __init__(
+        self,
+        finetuning_args: Any,
+        reward_fn: Any,
+        eval_gen_kwargs: dict[str, Any],
+        eos_token_ids: list[int],
+        processor: Optional[Any] = None,
+        **kwargs,
+    ) -> None:
         super().__init__(finetuning_args, processor=processor, **kwargs)
         self.reward_fn = reward_fn
         self.eos_token_ids = eos_token_ids
         self.eval_gen_kwargs = dict(eval_gen_kwargs)
         pad = self.processing_class.pad_token_id
-        common = dict(eos_token_id=eos_token_ids, pad_token_id=pad, use_cache=True,
-                      max_new_tokens=finetuning_args.scst_max_new_tokens,
-                      synced_gpus=is_deepspeed_zero3_enabled())  # ZeRO-3 ranks must step generate together
+        common = dict(
+            eos_token_id=eos_token_ids,
+            pad_token_id=pad,
+            use_cache=True,
+            max_new_tokens=finetuning_args.scst_max_new_tokens,
+            synced_gpus=is_deepspeed_zero3_enabled(),
+        )  # ZeRO-3 ranks must step generate together
         for key in ("repetition_penalty", "no_repeat_ngram_size", "min_new_tokens"):
             if key in eval_gen_kwargs:
                 common[key] = eval_gen_kwargs[key]
         # explicit kwargs: a checkpoint's generation_config (Qwen ships top_k 1, top_p 0.001) cannot override them
-        self.sample_kwargs = dict(common, do_sample=True, temperature=finetuning_args.scst_temperature,
-                                  top_p=finetuning_args.scst_top_p, top_k=finetuning_args.scst_top_k,
-                                  num_return_sequences=finetuning_args.scst_num_samples)
+        self.sample_kwargs = dict(
+            common,
+            do_sample=True,
+            temperature=finetuning_args.scst_temperature,
+            top_p=finetuning_args.scst_top_p,
+            top_k=finetuning_args.scst_top_k,
+            num_return_sequences=finetuning_args.scst_num_samples,
+        )
         beams = finetuning_args.scst_beam_width if finetuning_args.scst_baseline == "beam" else 1
         self.baseline_kwargs = dict(common, do_sample=False, num_beams=beams, num_return_sequences=1)
 
@@ -84,7 +100,7 @@ class ScstTrainer(VideoStageTrainer):
                 sequences = unwrapped.generate(**inputs, **gen_kwargs)
         finally:
             unwrapped.train(was_training)
-        return sequences[:, inputs["input_ids"].shape[1]:]
+        return sequences[:, inputs["input_ids"].shape[1] :]
 
     def _decode(self, tokens: torch.Tensor) -> list[str]:
         return [text.strip() for text in self.processing_class.batch_decode(tokens, skip_special_tokens=True)]
@@ -165,13 +181,19 @@ class ScstTrainer(VideoStageTrainer):
         loader = self.get_eval_dataloader(dataset)
         model = self.model
         records: list[dict[str, Any]] = []
-        gen_kwargs = dict(self.eval_gen_kwargs, eos_token_id=self.eos_token_ids, synced_gpus=is_deepspeed_zero3_enabled(),
-                          pad_token_id=self.processing_class.pad_token_id, num_return_sequences=1)
+        gen_kwargs = dict(
+            self.eval_gen_kwargs,
+            eos_token_id=self.eos_token_ids,
+            synced_gpus=is_deepspeed_zero3_enabled(),
+            pad_token_id=self.processing_class.pad_token_id,
+            num_return_sequences=1,
+        )
         for batch in loader:
             batch = self._prepare_inputs(batch)
             captions = self._decode(self._generate(model, self._model_inputs(batch), **gen_kwargs))
-            for key, caption, refs, category in zip(batch["sample_keys"], captions, batch["references"],
-                                                    batch["categories"]):
+            for key, caption, refs, category in zip(
+                batch["sample_keys"], captions, batch["references"], batch["categories"]
+            ):
                 records.append({"id": key, "caption": caption, "references": refs, "category": category})
         gathered = self.accelerator.gather_for_metrics(records, use_gather_object=True)
         seen, unique = set(), []

@@ -27,16 +27,21 @@ def build_reward(train_dataset: Any, finetuning_args: Any) -> CaptionReward:
     r"""CIDEr-D document frequencies over ALL training references, once (the same on every rank)."""
     corpus = {
         sample_key(name, index): refs
-        for name, index, refs in zip(train_dataset["dataset_name"], train_dataset["sample_index"],
-                                     train_dataset["references"])
+        for name, index, refs in zip(
+            train_dataset["dataset_name"], train_dataset["sample_index"], train_dataset["references"]
+        )
     }
     scorer = CiderDScorer(corpus, tokenize=tokenize)
     logger.info_rank0(
         f"CIDEr-D document frequencies from {scorer.num_documents} training videos "
         f"({sum(len(r) for r in corpus.values())} references)."
     )
-    return CaptionReward(scorer, parse_reward_weights(finetuning_args.scst_reward_weights),
-                         finetuning_args.scst_length_penalty, finetuning_args.scst_target_length)
+    return CaptionReward(
+        scorer,
+        parse_reward_weights(finetuning_args.scst_reward_weights),
+        finetuning_args.scst_length_penalty,
+        finetuning_args.scst_target_length,
+    )
 
 
 def run_scst(
@@ -68,8 +73,9 @@ def run_scst(
     eval_gen_kwargs = generating_args.to_dict(obey_generation_config=True)
     eval_gen_kwargs.pop("skip_special_tokens", None)
 
-    data_collator = ScstDataCollator(template=template, model=None, label_pad_token_id=IGNORE_INDEX,
-                                     **tokenizer_module)
+    data_collator = ScstDataCollator(
+        template=template, model=None, label_pad_token_id=IGNORE_INDEX, **tokenizer_module
+    )
     trainer = ScstTrainer(
         model=model,
         args=training_args,
@@ -84,8 +90,10 @@ def run_scst(
     )
 
     if training_args.do_train:
-        plot_keys = [f"{METRIC_PREFIX}/{k}" for k in ("reward_mean", "baseline_reward", "cider_d", "advantage_mean",
-                                                       "sample_length")] + ["eval_cider"]
+        plot_keys = [
+            f"{METRIC_PREFIX}/{k}"
+            for k in ("reward_mean", "baseline_reward", "cider_d", "advantage_mean", "sample_length")
+        ] + ["eval_cider"]
         train_and_save(trainer, training_args, finetuning_args, plot_keys)
 
     for flag, prefix in ((training_args.do_eval, "eval"), (training_args.do_predict, "predict")):
@@ -95,8 +103,9 @@ def run_scst(
         trainer.log_metrics(prefix, metrics)
         trainer.save_metrics(prefix, metrics)
         if trainer.is_world_process_zero():
-            paths = write_captions(training_args.output_dir, prefix, trainer.last_eval["records"],
-                                   trainer.last_eval["report"])
+            paths = write_captions(
+                training_args.output_dir, prefix, trainer.last_eval["records"], trainer.last_eval["report"]
+            )
             logger.info_rank0(f"Saved {prefix} captions and metrics to {', '.join(paths)}.")
 
     create_modelcard_and_push(trainer, model_args, data_args, training_args, finetuning_args)
