@@ -13,10 +13,10 @@ import sys
 from pathlib import Path
 
 try:
-    from llamafactory_video.tools.convert import ConversionError, convert_msrvtt
+    from llamafactory_video.tools.convert import convert_msrvtt, run_conversion
 except ImportError:  # running from a source checkout without an installed package
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-    from llamafactory_video.tools.convert import ConversionError, convert_msrvtt
+    from llamafactory_video.tools.convert import convert_msrvtt, run_conversion
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -30,21 +30,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-missing", action="store_true", help="drop the rows of videos that do not exist")
     parser.add_argument("--no-register", action="store_true", help="do not touch dataset_info.json")
     args = parser.parse_args(argv)
-    try:
-        summary = convert_msrvtt(
-            args.annotations,
-            args.video_root,
-            args.output_dir,
-            prefix=args.prefix,
-            video_ext=args.video_ext,
-            skip_missing=args.skip_missing,
-            register=not args.no_register,
-        )
-    except ConversionError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
-    print(summary.to_text())
-    return 0
+    return run_conversion(
+        convert_msrvtt,
+        args.annotations,
+        args.video_root,
+        args.output_dir,
+        prefix=args.prefix,
+        video_ext=args.video_ext,
+        skip_missing=args.skip_missing,
+        register=not args.no_register,
+    )
 
 
 if __name__ == "__main__":

@@ -4,10 +4,17 @@ Each ``convert_*`` function writes its files and returns a :class:`ConversionSum
 entry raises :class:`ConversionError` naming the file, the line (or entry) and the key. Standard library only.
 """
 
-from .common import ConversionError, ConversionSummary
+from .common import ConversionError, ConversionSummary, run_conversion
 from .msrvtt import convert_msrvtt
 from .sthsthv2 import convert_sthsthv2
 from .ucf101 import convert_ucf101
 
 
-__all__ = ["ConversionError", "ConversionSummary", "convert_msrvtt", "convert_sthsthv2", "convert_ucf101"]
+__all__ = [
+    "ConversionError",
+    "ConversionSummary",
+    "convert_msrvtt",
+    "convert_sthsthv2",
+    "convert_ucf101",
+    "run_conversion",
+]

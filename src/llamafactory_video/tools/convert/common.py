@@ -9,8 +9,9 @@ from __future__ import annotations
 import json
 import os
 import re
+import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
@@ -348,3 +349,15 @@ class ConversionSummary:
         if self.registered:
             lines.append(f"  registered in {self.dataset_info}: {', '.join(self.registered)}")
         return "\n".join(lines)
+
+
+def run_conversion(convert: Callable[..., "ConversionSummary"], *args: Any, **kwargs: Any) -> int:
+    """What every ``scripts/prepare_*.py`` does with its parsed arguments: convert, print the summary, return 0;
+    on a malformed input print the error (it names file:line) to stderr and return 1."""
+    try:
+        summary = convert(*args, **kwargs)
+    except ConversionError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    print(summary.to_text())
+    return 0
