@@ -77,3 +77,17 @@ def action_cls_config(model_dir: str, data_dir: str, output_dir: str, **override
     config.update(model_name_or_path=model_dir, dataset_dir=data_dir, output_dir=output_dir, overwrite_cache=True)
     config.update(overrides)
     return config
+
+
+SHAREGPT_TAGS = {"role_tag": "role", "content_tag": "content", "user_tag": "user", "assistant_tag": "assistant"}
+
+
+def write_sharegpt_dataset(data_dir: str, name: str, rows: list[dict], columns: dict[str, str]) -> str:
+    r"""Write ``rows`` as ``<data_dir>/<name>.json``; register it as ``name`` in ``<data_dir>/dataset_info.json``."""
+    os.makedirs(data_dir, exist_ok=True)
+    with open(os.path.join(data_dir, f"{name}.json"), "w", encoding="utf-8") as f:
+        json.dump(rows, f)
+    info = {name: {"file_name": f"{name}.json", "formatting": "sharegpt", "columns": columns, "tags": SHAREGPT_TAGS}}
+    with open(os.path.join(data_dir, "dataset_info.json"), "w", encoding="utf-8") as f:
+        json.dump(info, f)
+    return data_dir

@@ -10,7 +10,7 @@ import os
 
 import pytest
 
-from .helpers import read_json
+from .helpers import read_json, write_sharegpt_dataset
 
 
 pytestmark = pytest.mark.e2e
@@ -25,22 +25,8 @@ def _base_samples(action_data, n=6):
 
 
 def _write(tmp_path, samples, columns=None, name="bad"):
-    data_dir = tmp_path / "data"
-    data_dir.mkdir(exist_ok=True)
-    with open(data_dir / f"{name}.json", "w", encoding="utf-8") as f:
-        json.dump(samples, f)
     columns = columns or {"messages": "messages", "videos": "videos", "action_label": "action_label"}
-    info = {
-        name: {
-            "file_name": f"{name}.json",
-            "formatting": "sharegpt",
-            "columns": columns,
-            "tags": {"role_tag": "role", "content_tag": "content", "user_tag": "user", "assistant_tag": "assistant"},
-        }
-    }
-    with open(data_dir / "dataset_info.json", "w", encoding="utf-8") as f:
-        json.dump(info, f)
-    return str(data_dir)
+    return write_sharegpt_dataset(str(tmp_path / "data"), name, samples, columns)
 
 
 def _run(tiny_qwen25vl, data_dir, tmp_path, **overrides):

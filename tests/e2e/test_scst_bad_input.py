@@ -5,6 +5,8 @@ import os
 
 import pytest
 
+from .helpers import write_sharegpt_dataset
+
 
 pytestmark = pytest.mark.e2e
 
@@ -17,20 +19,8 @@ def _write(tmp_path, caption_data, mutate, columns=None):
     for row in rows:
         row["videos"] = [os.path.join(caption_data["output_dir"], v) for v in row["videos"]]
     mutate(rows)
-    data_dir = tmp_path / "data"
-    data_dir.mkdir()
-    (data_dir / "caps.json").write_text(json.dumps(rows))
     columns = columns or {"messages": "messages", "videos": "videos", "references": "references"}
-    info = {
-        "caps": {
-            "file_name": "caps.json",
-            "formatting": "sharegpt",
-            "columns": columns,
-            "tags": {"role_tag": "role", "content_tag": "content", "user_tag": "user", "assistant_tag": "assistant"},
-        }
-    }
-    (data_dir / "dataset_info.json").write_text(json.dumps(info))
-    return str(data_dir)
+    return write_sharegpt_dataset(str(tmp_path / "data"), "caps", rows, columns)
 
 
 def _run(model, data_dir, tmp_path):
