@@ -19,6 +19,8 @@ HOOKED_MODULES = frozenset(
         "llamafactory.hparams.parser",
         "llamafactory.data.parser",
         "llamafactory.data.loader",
+        "llamafactory.data.mm_plugin",
+        "llamafactory.model.loader",
         "llamafactory.train.tuner",
     )
 )

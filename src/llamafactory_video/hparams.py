@@ -13,6 +13,7 @@ from typing import Literal, Optional
 
 from llamafactory.hparams.finetuning_args import FinetuningArguments
 from llamafactory.hparams.generating_args import GeneratingArguments
+from llamafactory.hparams.model_args import ModelArguments
 
 from .registry import STAGES
 
@@ -193,7 +194,111 @@ class ScstArguments:
         parse_reward_weights(self.scst_reward_weights)
 
 
-STAGE_ARGUMENT_CLASSES: dict[str, type] = {"action_cls": ActionClsArguments, "scst": ScstArguments}
+FASTSLOW_STRATEGIES = ("interleave", "first_slow", "uniform")
+
+
+@dataclass
+class FastslowArArguments:
+    r"""Keys of the ``fastslow_ar`` stage (seed 004): slow / fast slots, a frame-causal mask and next-slot
+    feature reconstruction added to the LM loss."""
+
+    fastslow_slow_stride: int = field(
+        default=2,
+        metadata={
+            "help": "Pooling stride of slow slots on Qwen's merged token grid (28 px tokens). 2 keeps the pixel "
+            "footprint of the seed's stride 4 on a 14 px LLaVA grid; 1 = no pooling."
+        },
+    )
+    fastslow_fast_stride: int = field(
+        default=4,
+        metadata={"help": "Pooling stride of fast slots (the seed's 8 on a 14 px grid = 4 on Qwen's merged grid)."},
+    )
+    fastslow_pool_mode: Literal["average", "max", "bilinear"] = field(
+        default="average", metadata={"help": "Spatial pooling of a slot: `average`, `max` or `bilinear`."}
+    )
+    fastslow_sampling_strategy: Literal["interleave", "first_slow", "uniform"] = field(
+        default="interleave",
+        metadata={
+            "help": "Which slots are slow: `interleave` (S F S F ...), `first_slow` (the first ratio*N slots) or "
+            "`uniform` (ratio*N slow slots spread evenly)."
+        },
+    )
+    fastslow_slow_frame_ratio: float = field(
+        default=0.5,
+        metadata={"help": "Fraction of slow slots for `first_slow` / `uniform` (interleave is always 1:1)."},
+    )
+    fastslow_frame_causal_mask: bool = field(
+        default=True,
+        metadata={
+            "help": "Block mask: a slot's tokens see their own slot and earlier slots, never a later one; text stays "
+            "causal. Needs sdpa or eager attention."
+        },
+    )
+    fastslow_mask_fallback: Literal["error", "causal"] = field(
+        default="error",
+        metadata={
+            "help": "What to do when the attention implementation cannot take the block mask (flash-attention): "
+            "`error` stops before training, `causal` trains with the plain causal mask and says so."
+        },
+    )
+    fastslow_ar_loss: Literal["cosine", "mse"] = field(
+        default="cosine",
+        metadata={"help": "Next-slot reconstruction loss: `cosine` (1 - cosine similarity) or `mse` (the seed's)."},
+    )
+    fastslow_ar_loss_weight: float = field(
+        default=0.15, metadata={"help": "Weight of the reconstruction loss added to the LM loss (seed: 0.15)."}
+    )
+    fastslow_summary_size: int = field(
+        default=1,
+        metadata={
+            "help": "Slots are summarised to a k x k grid before prediction so slow and fast slots compare "
+            "(1 = slot mean)."
+        },
+    )
+    fastslow_head_hidden_size: Optional[int] = field(
+        default=None, metadata={"help": "Inner width of the reconstruction MLP. Defaults to the model's hidden size."}
+    )
+    fastslow_head_path: Optional[str] = field(
+        default=None,
+        metadata={"help": "Directory or file with a saved `fastslow_head.safetensors` to initialise the head from."},
+    )
+
+    def validate(self) -> None:
+        for key in ("fastslow_slow_stride", "fastslow_fast_stride"):
+            if getattr(self, key) < 1:
+                raise ValueError(f"`{key}` must be an integer >= 1 (1 = no pooling), got {getattr(self, key)}.")
+        if self.fastslow_fast_stride < self.fastslow_slow_stride:
+            raise ValueError(
+                f"`fastslow_fast_stride` ({self.fastslow_fast_stride}) is smaller than `fastslow_slow_stride` "
+                f"({self.fastslow_slow_stride}): fast slots are the coarse ones. Swap the two values."
+            )
+        if not 0.0 <= self.fastslow_slow_frame_ratio <= 1.0:
+            raise ValueError(
+                f"`fastslow_slow_frame_ratio` must be in [0, 1] (0 = all fast, 1 = all slow), "
+                f"got {self.fastslow_slow_frame_ratio}."
+            )
+        if self.fastslow_ar_loss_weight < 0:
+            raise ValueError(
+                "`fastslow_ar_loss_weight` must be >= 0 (0 trains the LM loss only), "
+                f"got {self.fastslow_ar_loss_weight}."
+            )
+        if self.fastslow_summary_size < 1:
+            raise ValueError(f"`fastslow_summary_size` must be >= 1, got {self.fastslow_summary_size}.")
+        if self.fastslow_head_hidden_size is not None and self.fastslow_head_hidden_size < 1:
+            raise ValueError("`fastslow_head_hidden_size` must be a positive integer (or null for the hidden size).")
+        for key in ("use_asft_loss", "use_dft_loss", "use_eaft_loss"):
+            if getattr(self, key, False):
+                raise ValueError(
+                    f"`{key}` replaces the LM loss of stock sft; `fastslow_ar` adds its reconstruction loss to the "
+                    f"standard LM loss. Remove `{key}`."
+                )
+
+
+STAGE_ARGUMENT_CLASSES: dict[str, type] = {
+    "action_cls": ActionClsArguments,
+    "scst": ScstArguments,
+    "fastslow_ar": FastslowArArguments,
+}
 """Stage -> its argument mixin; only mixins of registered stages join the host's arguments."""
 
 
@@ -247,9 +352,55 @@ class VideoGeneratingArguments(GeneratingArguments):
         return args
 
 
+@dataclass
+class VideoModelArguments(ModelArguments):
+    r"""LlamaFactory's ``ModelArguments`` plus visual token pooling for the Qwen2-VL family, usable by any stage
+    (stock ``sft`` included; seed 003's short-video QA on one GPU)."""
+
+    video_token_pool_stride: int = field(
+        default=1,
+        metadata={
+            "help": "Pool every video slot (2 frames) of Qwen2-VL / Qwen2.5-VL with this stride on the merged token "
+            "grid: 2 = 4x fewer video tokens, 1 = off. Placeholders, features and M-RoPE positions are pooled "
+            "together. Give the same key at inference (a fastslow_ar run saves its own pooling beside the adapter)."
+        },
+    )
+    video_token_pool_mode: Literal["average", "max", "bilinear"] = field(
+        default="average", metadata={"help": "Pooling of `video_token_pool_stride`: `average`, `max` or `bilinear`."}
+    )
+
+    def __post_init__(self):
+        super().__post_init__()
+        if int(self.video_token_pool_stride) != self.video_token_pool_stride or self.video_token_pool_stride < 1:
+            raise ValueError(
+                "`video_token_pool_stride` must be an integer >= 1 (1 = no pooling), "
+                f"got {self.video_token_pool_stride}."
+            )
+
+
+def _copyfrom_keeping_subclass(original):
+    r"""``ModelArguments.copyfrom(source)`` builds ``cls(**fields(source))``; the host calls it on the base class
+    (reference / reward models), which would reject our extra keys. Build the source's own class instead."""
+    func = original.__func__
+
+    def copyfrom(cls, source, **kwargs):
+        if isinstance(source, cls) and type(source) is not cls:
+            cls = type(source)
+        return func(cls, source, **kwargs)
+
+    copyfrom.__wrapped__ = func
+    return classmethod(copyfrom)
+
+
 def install_into_parser(parser_module) -> None:
     r"""Swap our argument classes into the host parser's argument lists (host/patches.py calls this)."""
-    swap = {FinetuningArguments: VideoFinetuningArguments, GeneratingArguments: VideoGeneratingArguments}
+    if not hasattr(ModelArguments.__dict__["copyfrom"].__func__, "__wrapped__"):
+        ModelArguments.copyfrom = _copyfrom_keeping_subclass(ModelArguments.__dict__["copyfrom"])
+    swap = {
+        FinetuningArguments: VideoFinetuningArguments,
+        GeneratingArguments: VideoGeneratingArguments,
+        ModelArguments: VideoModelArguments,
+    }
     for list_name in ("_TRAIN_ARGS", "_INFER_ARGS", "_EVAL_ARGS", "_TRAIN_MCA_ARGS"):
         arg_classes = getattr(parser_module, list_name, None)
         if isinstance(arg_classes, list):

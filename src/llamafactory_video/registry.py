@@ -18,8 +18,10 @@ class StageSpec:
     """Name shown in LlamaBoard's training-stage dropdown."""
     workflow: str
     """``module:function`` with the signature of the host's ``run_sft``."""
-    processor: str
+    processor: str = ""
     """``module:Class``, a host ``DatasetProcessor`` subclass used for this stage's datasets."""
+    host_data_stage: str = ""
+    """Instead of ``processor``: process this stage's datasets exactly as this host stage does (e.g. ``sft``)."""
     extra_columns: tuple[str, ...] = ()
     """``dataset_info.json`` column keys carried through conversion and processing as ``_<key>``."""
     required_columns: tuple[str, ...] = ()
@@ -59,6 +61,13 @@ STAGES: dict[str, StageSpec] = {
             extra_columns=("references", "category"),
             required_columns=("references",),
             docs="docs/stages/scst.md",
+        ),
+        StageSpec(
+            name="fastslow_ar",
+            label="Video Fast/Slow Autoregressive",
+            workflow="llamafactory_video.train.fastslow_ar.workflow:run_fastslow_ar",
+            host_data_stage="sft",
+            docs="docs/stages/fastslow_ar.md",
         ),
     )
 }

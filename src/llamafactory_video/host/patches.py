@@ -6,6 +6,8 @@
 | llamafactory.hparams.parser      | FinetuningArguments -> VideoFinetuningArguments (stage choices, keys)  |
 | llamafactory.data.parser         | DatasetAttr.join also reads extra columns and `label_names`           |
 | llamafactory.data.loader         | plugin stages: extra columns kept, sample indices, own processor      |
+| llamafactory.data.mm_plugin      | qwen2_vl: pooled <|video_pad|> count when the processor asks for it   |
+| llamafactory.model.loader        | video token pooling (model key or saved json) on processor and model  |
 | llamafactory.train.tuner         | _training_function dispatches plugin stages to their workflows        |
 
 Stock stages never reach plugin code paths: each patch defers to the original unless a registered
@@ -48,6 +50,18 @@ def patch_data_loader(module: ModuleType) -> None:
     patch_loader(module)
 
 
+def patch_mm_plugin(module: ModuleType) -> None:
+    from .pooling import patch_mm_plugin as patch
+
+    patch(module)
+
+
+def patch_model_loader(module: ModuleType) -> None:
+    from .pooling import patch_model_loader as patch
+
+    patch(module)
+
+
 def patch_tuner(module: ModuleType) -> None:
     from .tuner import patch_training_function
 
@@ -59,6 +73,8 @@ PATCHES: dict[str, Callable[[ModuleType], None]] = {
     "llamafactory.hparams.parser": patch_hparams_parser,
     "llamafactory.data.parser": patch_data_parser,
     "llamafactory.data.loader": patch_data_loader,
+    "llamafactory.data.mm_plugin": patch_mm_plugin,
+    "llamafactory.model.loader": patch_model_loader,
     "llamafactory.train.tuner": patch_tuner,
 }
 

@@ -11,24 +11,38 @@ from transformers import Trainer
 from typing_extensions import override
 
 
-class VideoStageTrainer(Trainer):
-    r"""The host's trainer conventions (custom optimizers and schedulers, processor saved with checkpoints) plus
-    TRL-style per-step metrics: ``self.record(name, value)`` during a training step; ``log()`` averages them over
-    the logging window under ``<metric_prefix>/<name>``."""
+class StepMetricsMixin:
+    r"""TRL-style per-step metrics for any HF Trainer subclass: ``self.record(name, value)`` during a training step;
+    ``log()`` averages them over the logging window under ``<metric_prefix>/<name>``."""
 
     metric_prefix = "video"
+
+    def record(self, name: str, value: float) -> None:
+        if not hasattr(self, "_step_metrics"):
+            self._step_metrics: dict[str, list[float]] = defaultdict(list)
+        self._step_metrics[name].append(float(value))
+
+    @override
+    def log(self, logs: dict[str, float], *args, **kwargs) -> None:
+        step_metrics = getattr(self, "_step_metrics", None)
+        if "loss" in logs and step_metrics:
+            for key, values in step_metrics.items():
+                logs[f"{self.metric_prefix}/{key}"] = round(float(np.mean(values)), 4)
+            step_metrics.clear()
+        super().log(logs, *args, **kwargs)
+
+
+class VideoStageTrainer(StepMetricsMixin, Trainer):
+    r"""The host's trainer conventions (custom optimizers and schedulers, processor saved with checkpoints) plus
+    the per-step metrics of :class:`StepMetricsMixin`."""
 
     def __init__(self, finetuning_args: Any, processor: Optional[Any] = None, **kwargs) -> None:
         kwargs["processing_class"] = kwargs.pop("tokenizer")
         super().__init__(**kwargs)
         self.model_accepts_loss_kwargs = False  # our losses are per-micro-batch means
         self.finetuning_args = finetuning_args
-        self._step_metrics: dict[str, list[float]] = defaultdict(list)
         if processor is not None:
             self.add_callback(SaveProcessorCallback(processor))
-
-    def record(self, name: str, value: float) -> None:
-        self._step_metrics[name].append(float(value))
 
     @override
     def create_optimizer(self, *args, **kwargs):
@@ -40,14 +54,6 @@ class VideoStageTrainer(Trainer):
     def create_scheduler(self, num_training_steps: int, optimizer=None):
         create_custom_scheduler(self.args, num_training_steps, optimizer)
         return super().create_scheduler(num_training_steps, optimizer)
-
-    @override
-    def log(self, logs: dict[str, float], *args, **kwargs) -> None:
-        if "loss" in logs and self._step_metrics:
-            for key, values in self._step_metrics.items():
-                logs[f"{self.metric_prefix}/{key}"] = round(float(np.mean(values)), 4)
-            self._step_metrics.clear()
-        super().log(logs, *args, **kwargs)
 
 
 def train_and_save(trainer: Trainer, training_args: Any, finetuning_args: Any, plot_keys: list[str]) -> None:
