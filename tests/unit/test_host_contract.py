@@ -28,6 +28,10 @@ def test_stage_is_a_closed_literal_and_parser_lists_are_swapped():
         classes = getattr(parser, name)
         assert VideoFinetuningArguments in classes and FinetuningArguments not in classes, name
     assert VideoGeneratingArguments in parser._TRAIN_ARGS and VideoGeneratingArguments in parser._INFER_ARGS
+    from llamafactory_video.hparams import VideoModelArguments
+
+    for name in ("_TRAIN_ARGS", "_INFER_ARGS", "_EVAL_ARGS"):
+        assert VideoModelArguments in getattr(parser, name), name
     assert len(parser._TRAIN_ARGS) == 5
 
 
@@ -45,14 +49,15 @@ def test_plugin_field_names_are_unique_across_the_five_dataclasses():
 
     from llamafactory.hparams.generating_args import GeneratingArguments
 
-    from llamafactory_video.hparams import STAGE_ARGUMENT_CLASSES, VideoGeneratingArguments
+    from llamafactory.hparams.model_args import ModelArguments
+
+    from llamafactory_video.hparams import STAGE_ARGUMENT_CLASSES, VideoGeneratingArguments, VideoModelArguments
 
     ours = {f.name for mixin in STAGE_ARGUMENT_CLASSES.values() for f in dataclasses.fields(mixin)}
-    ours |= {f.name for f in dataclasses.fields(VideoGeneratingArguments)} - {
-        f.name for f in dataclasses.fields(GeneratingArguments)
-    }
+    for mine, host in ((VideoGeneratingArguments, GeneratingArguments), (VideoModelArguments, ModelArguments)):
+        ours |= {f.name for f in dataclasses.fields(mine)} - {f.name for f in dataclasses.fields(host)}
     for cls in parser._TRAIN_ARGS:
-        if cls.__name__ in ("VideoFinetuningArguments", "VideoGeneratingArguments"):
+        if cls.__name__ in ("VideoFinetuningArguments", "VideoGeneratingArguments", "VideoModelArguments"):
             continue
         clash = ours & {f.name for f in dataclasses.fields(cls)}
         assert not clash, f"{cls.__name__} now defines {clash}"
@@ -111,6 +116,45 @@ def test_loader_signatures_we_wrap():
     assert "remove_columns=column_names" in source  # why the processor must re-emit our columns
 
 
+def test_pooling_patch_points():
+    r"""What host/pooling.py and model/video_pooling.py rely on in LlamaFactory and transformers."""
+    from llamafactory.data import mm_plugin
+    from llamafactory.hparams.model_args import ModelArguments
+    from llamafactory.model import loader
+    from transformers.models.qwen2_5_vl.modeling_qwen2_5_vl import Qwen2_5_VLModel
+    from transformers.models.qwen2_vl.modeling_qwen2_vl import Qwen2VLModel
+
+    plugin = mm_plugin.Qwen2VLPlugin
+    assert list(inspect.signature(plugin.process_messages.__wrapped__).parameters) == [
+        "self",
+        "messages",
+        "images",
+        "videos",
+        "audios",
+        "processor",
+    ]
+    for name in ("_validate_input", "_validate_messages", "_get_mm_token_metadata", "_get_mm_inputs"):
+        assert callable(getattr(plugin, name)), name
+    stock = inspect.getsource(plugin.process_messages.__wrapped__)
+    assert "video_grid_thw[num_video_tokens].prod() // merge_length" in stock  # the line our expansion replaces
+    assert mm_plugin.PLUGINS["qwen2_vl"] is plugin
+    assert list(inspect.signature(loader.load_tokenizer.__wrapped__).parameters) == ["model_args"]
+    assert list(inspect.signature(loader.load_model.__wrapped__).parameters) == [
+        "tokenizer",
+        "model_args",
+        "finetuning_args",
+        "is_trainable",
+        "add_valuehead",
+    ]
+    assert "cls(**init_args)" in inspect.getsource(ModelArguments.copyfrom.__wrapped__)
+    for cls in (Qwen2VLModel, Qwen2_5_VLModel):
+        forward = inspect.getsource(cls.forward)
+        assert "self.get_video_features(pixel_values_videos, video_grid_thw).pooler_output" in forward
+        assert "self.get_rope_index(" in inspect.getsource(cls.compute_3d_position_ids)
+        params = list(inspect.signature(cls.get_rope_index).parameters)
+        assert params[:5] == ["self", "input_ids", "mm_token_type_ids", "image_grid_thw", "video_grid_thw"]
+
+
 def test_dataset_attr_reads_extra_columns_and_label_names():
     from llamafactory.data.parser import DatasetAttr
 
@@ -152,9 +196,11 @@ def test_llamaboard_stage_table():
 def test_registry_lists_only_built_stages():
     from llamafactory_video.registry import STAGES
 
-    assert set(STAGES) == {"action_cls", "scst"}  # sparc_align, fastslow_ar appear only once built
+    assert set(STAGES) == {"action_cls", "scst", "fastslow_ar"}  # sparc_align appears only once built
     for spec in STAGES.values():
-        assert callable(spec.load_workflow()) and callable(spec.load_processor())
+        assert callable(spec.load_workflow())
+        assert bool(spec.processor) != bool(spec.host_data_stage)  # exactly one way to process its data
+        assert callable(spec.load_processor()) if spec.processor else spec.host_data_stage == "sft"
         assert os.path.isfile(os.path.join(os.path.dirname(__file__), "..", "..", spec.docs))
 
 
