@@ -5,6 +5,7 @@ entry raises :class:`ConversionError` naming the file, the line (or entry) and t
 """
 
 from .common import ConversionError, ConversionSummary, run_conversion
+from .llava_video import convert_llava_video
 from .msrvtt import convert_msrvtt
 from .sthsthv2 import convert_sthsthv2
 from .ucf101 import convert_ucf101
@@ -13,6 +14,7 @@ from .ucf101 import convert_ucf101
 __all__ = [
     "ConversionError",
     "ConversionSummary",
+    "convert_llava_video",
     "convert_msrvtt",
     "convert_sthsthv2",
     "convert_ucf101",

@@ -1,0 +1,44 @@
+#!/usr/bin/env python
+"""Convert LLaVA-Video-178K style annotations (human/gpt conversations + a video path) to LlamaFactory data.
+
+Example:
+    python scripts/prepare_llava_video.py --video-root /data/LLaVA-Video-178K \
+        --annotations /data/LLaVA-Video-178K/0_30_s_academic_v0_1/*_processed.json --output-dir data --skip-missing
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+try:
+    from llamafactory_video.tools.convert import convert_llava_video, run_conversion
+except ImportError:  # running from a source checkout without an installed package
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+    from llamafactory_video.tools.convert import convert_llava_video, run_conversion
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse arguments, convert, print the summary; 1 on a malformed input (the error names file:line)."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--annotations", required=True, nargs="+", help="annotation JSON / JSONL files")
+    parser.add_argument("--video-root", required=True, help="folder the entries' `video` paths are relative to")
+    parser.add_argument("--output-dir", required=True, help="LlamaFactory dataset_dir to write into")
+    parser.add_argument("--prefix", default="llava_video", help="dataset name / file prefix (default: llava_video)")
+    parser.add_argument("--skip-missing", action="store_true", help="drop the samples whose video does not exist")
+    parser.add_argument("--no-register", action="store_true", help="do not touch dataset_info.json")
+    args = parser.parse_args(argv)
+    return run_conversion(
+        convert_llava_video,
+        args.annotations,
+        args.video_root,
+        args.output_dir,
+        prefix=args.prefix,
+        skip_missing=args.skip_missing,
+        register=not args.no_register,
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())
