@@ -252,3 +252,12 @@ def test_token_count_against_cutoff(clips, tiny_model, tmp_path, capsys):
     assert main(args + ["--cutoff-len", str(needed)]) == 0
     report = json.load(open(tmp_path / "r.json"))
     assert report["ok"] and report["tokens"]["tokens"]["max"] == needed
+
+    # what `video_token_pool_stride: 2` would save: 4 x 4 merged tokens per slot -> 2 x 2
+    capsys.readouterr()
+    assert main(args + ["--cutoff-len", str(needed), "--video-token-pool-stride", "2"]) == 0
+    pooled = json.load(open(tmp_path / "r.json"))["tokens"]
+    assert pooled["video_token_pooling"]["saving"] == 4.0
+    assert pooled["video_token_pooling"]["video_tokens_unpooled"] == report["tokens"]["video_tokens"]
+    assert pooled["video_tokens"]["max"] * 4 == report["tokens"]["video_tokens"]["max"]
+    assert "video_token_pool_stride 2 (average)" in capsys.readouterr().out

@@ -284,3 +284,25 @@ def test_fastslow_keys_validation(tiny_dir) -> None:
         with pytest.raises(ValueError, match=match):
             _train_args(tiny_dir, **base, **extra)
     assert os.environ.get("LLAMAFACTORY_VIDEO_DISABLE") is None
+
+
+def test_batch_without_video_still_touches_the_head() -> None:
+    """A rank whose micro-batch has no video gets a zero loss that still reaches every head parameter (DDP)."""
+    from types import SimpleNamespace
+
+    from llamafactory_video.model.fastslow_head import FastslowHeadConfig, attach_head
+    from llamafactory_video.train.fastslow_ar.trainer import FastslowTrainer
+
+    config = FastslowHeadConfig(hidden_size=6, feature_dim=5, mlp_hidden_size=7)
+    holder = torch.nn.Module()
+    attach_head(holder, config.build())
+    fake = SimpleNamespace(
+        model=holder,
+        head_config=config,
+        _hidden=torch.randn(2, 4, 6),
+        core=SimpleNamespace(last_pooled_video_features=None),
+    )
+    loss, pairs = FastslowTrainer._reconstruction(fake, torch.zeros(2, 4, dtype=torch.long), None)
+    assert pairs == 0 and loss.item() == 0.0
+    loss.backward()
+    assert all(p.grad is not None for p in holder.fastslow_head.parameters())

@@ -263,6 +263,8 @@ class CheckOptions:
     video_maxlen: Optional[int] = None
     video_fps: Optional[float] = None
     video_max_pixels: Optional[int] = None
+    video_token_pool_stride: int = 1
+    video_token_pool_mode: str = "average"
     trust_remote_code: bool = False
     action_token: str = "<ACTION>"
     count_answer: bool = False
@@ -501,6 +503,12 @@ def _count_tokens(samples: list[_Sample], options: CheckOptions, uses_action_tok
     model_args = ModelArguments(**model_kwargs)
     tokenizer_module = load_tokenizer(model_args)
     tokenizer, processor = tokenizer_module["tokenizer"], tokenizer_module["processor"]
+    pooling = None
+    if options.video_token_pool_stride > 1:  # what `video_token_pool_stride` would save, sample by sample
+        from ..model.video_pooling import VideoPooling, attach_to_processor
+
+        pooling = VideoPooling.uniform(options.video_token_pool_stride, options.video_token_pool_mode)
+        attach_to_processor(processor, pooling)
     data_args = DataArguments(
         template=options.template,
         dataset_dir=options.dataset_dir,
@@ -515,7 +523,7 @@ def _count_tokens(samples: list[_Sample], options: CheckOptions, uses_action_tok
     through_action = uses_action_token and not options.count_answer
 
     todo = [s for s in samples if not s.problems and s.converted is not None]
-    needed_all, video_all, over = [], [], []
+    needed_all, video_all, unpooled_all, over = [], [], [], []
     errors = 0
     for s in tqdm(
         todo, desc="Counting tokens", unit="sample", disable=not options.progress or not todo, file=sys.stderr
@@ -524,6 +532,13 @@ def _count_tokens(samples: list[_Sample], options: CheckOptions, uses_action_tok
         images, videos, audios = c["_images"] or [], c["_videos"] or [], c["_audios"] or []
         response = c["_response"] or [{"role": "assistant", "content": ""}]
         try:
+            if pooling is not None and videos:
+                from ..model.video_pooling import attach_to_processor
+
+                attach_to_processor(processor, None)
+                stock = plugin.process_messages(c["_prompt"] + response, images, videos, audios, processor)
+                attach_to_processor(processor, pooling)
+                unpooled_all.append(sum(m["content"].count(video_token) for m in stock))
             messages = plugin.process_messages(c["_prompt"] + response, images, videos, audios, processor)
             prefix, _ = plugin.process_token_ids([], [], images, videos, audios, tokenizer, processor)
             prompt_ids, answer_ids = template.encode_oneturn(tokenizer, messages, c["_system"], c["_tools"])
@@ -553,6 +568,16 @@ def _count_tokens(samples: list[_Sample], options: CheckOptions, uses_action_tok
         "checked": len(needed_all),
         "tokens": _stats(needed_all),
         "video_tokens": _stats(video_all),
+        "video_token_pooling": (
+            {
+                "stride": pooling.slow_stride,
+                "mode": pooling.mode,
+                "video_tokens_unpooled": _stats(unpooled_all),
+                "saving": round(sum(unpooled_all) / max(sum(video_all), 1), 2),
+            }
+            if pooling is not None
+            else None
+        ),
         "over_cutoff": over,
         "errors": errors,
         "suggested_cutoff_len": max(needed_all) if needed_all else None,
@@ -772,6 +797,12 @@ def format_report(report: dict[str, Any], max_listed: int = MAX_LISTED) -> str:
             f"video tokens: {_fmt_stats(tok['video_tokens'], 0)}    "
             f"({tok['checked']} samples counted, {tok['errors']} failed)"
         )
+        pool = tok.get("video_token_pooling")
+        if pool:
+            lines.append(
+                f"    video_token_pool_stride {pool['stride']} ({pool['mode']}): video tokens "
+                f"{_fmt_stats(pool['video_tokens_unpooled'], 0)} unpooled -> {pool['saving']}x fewer"
+            )
         if tok["over_cutoff"]:
             lines.append(
                 f"    {len(tok['over_cutoff'])} samples over cutoff_len {tok['cutoff_len']}: "
@@ -813,6 +844,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--video-maxlen", type=int, default=None, help="video_maxlen (default: LlamaFactory's)")
     group.add_argument("--video-fps", type=float, default=None, help="video_fps (default: LlamaFactory's)")
     group.add_argument("--video-max-pixels", type=int, default=None, help="video_max_pixels (default: LlamaFactory's)")
+    group.add_argument(
+        "--video-token-pool-stride",
+        type=int,
+        default=1,
+        help="count tokens as `video_token_pool_stride` would (Qwen2-VL family) and report the saving (default 1)",
+    )
+    group.add_argument(
+        "--video-token-pool-mode", default="average", choices=("average", "max", "bilinear"), help="pooling mode"
+    )
     group.add_argument("--trust-remote-code", action="store_true", help="pass trust_remote_code to the loaders")
     group.add_argument("--action-token", default="<ACTION>", help="classification token (default <ACTION>)")
     group.add_argument(
@@ -857,6 +897,8 @@ def run(args: argparse.Namespace) -> int:
         video_maxlen=args.video_maxlen,
         video_fps=args.video_fps,
         video_max_pixels=args.video_max_pixels,
+        video_token_pool_stride=args.video_token_pool_stride,
+        video_token_pool_mode=args.video_token_pool_mode,
         trust_remote_code=args.trust_remote_code,
         action_token=args.action_token,
         count_answer=args.count_answer,
