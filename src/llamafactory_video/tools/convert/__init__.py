@@ -8,13 +8,15 @@ from .common import ConversionError, ConversionSummary, run_conversion
 from .msrvtt import convert_msrvtt
 from .sthsthv2 import convert_sthsthv2
 from .ucf101 import convert_ucf101
-
+from .videoqa import convert_condensed_movies, convert_videochatgpt
 
 __all__ = [
     "ConversionError",
     "ConversionSummary",
+    "convert_condensed_movies",
     "convert_msrvtt",
     "convert_sthsthv2",
     "convert_ucf101",
+    "convert_videochatgpt",
     "run_conversion",
 ]
