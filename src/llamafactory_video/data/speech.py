@@ -40,20 +40,24 @@ def load_audio(path: str | os.PathLike, sampling_rate: int = 16000) -> Any:
 
 
 def chunks_to_cues(chunks: list[dict[str, Any]], audio_seconds: float) -> list[Cue]:
-    r"""Pipeline chunks (``{"timestamp": (start, end), "text"}``) to cues; a missing end becomes the next
-    chunk's start or the end of the audio, a missing start the previous end."""
+    r"""Pipeline chunks (``{"timestamp": (start, end), "text"}``) to cues inside ``[0, audio_seconds]``.
+
+    A missing end becomes the next chunk's start or the end of the audio, a missing start the previous end;
+    times past the end of the audio (Whisper pads its 30 s window) are clamped, chunks starting there dropped.
+    """
     cues: list[Cue] = []
     previous_end = 0.0
     for i, chunk in enumerate(chunks):
         text = " ".join(str(chunk.get("text", "")).split())
-        start, end = (tuple(chunk.get("timestamp") or (None, None)) + (None, None))[:2]
+        start, end = (*tuple(chunk.get("timestamp") or (None, None)), None, None)[:2]
         start = previous_end if start is None else float(start)
         if end is None:
             following = chunks[i + 1].get("timestamp") if i + 1 < len(chunks) else None
             end = following[0] if following and following[0] is not None else audio_seconds
-        end = max(float(end), start)
+        start = min(max(start, 0.0), audio_seconds)
+        end = min(max(float(end), start), audio_seconds)
         previous_end = end
-        if text:
+        if text and start < audio_seconds:
             cues.append(Cue(round(start, 3), round(end, 3), text))
     return cues
 
@@ -62,7 +66,7 @@ class WhisperTranscriber:
     r"""Transcribe videos with a local Whisper checkpoint (``WhisperForConditionalGeneration`` + processor)."""
 
     def __init__(
-        self, model_path: str, device: str | None = None, language: str | None = None, chunk_length_s: int = 30
+        self, model_path: str, device: str | None = None, language: str | None = None, chunk_length_s: int | None = None
     ) -> None:
         if not os.path.isdir(model_path):
             raise ValueError(f"{model_path}: Whisper checkpoint folder not found (a local path is required)")
@@ -72,9 +76,8 @@ class WhisperTranscriber:
         self.model_path = model_path
         self.language = language
         device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        self.pipe = pipeline(
-            "automatic-speech-recognition", model=model_path, device=device, chunk_length_s=chunk_length_s
-        )
+        extra = {"chunk_length_s": chunk_length_s} if chunk_length_s else {}  # default: Whisper's own long-form
+        self.pipe = pipeline("automatic-speech-recognition", model=model_path, device=device, **extra)
         self.sampling_rate = int(self.pipe.feature_extractor.sampling_rate)
 
     def transcribe(self, video: str | os.PathLike, max_new_tokens: int | None = None) -> list[Cue]:
@@ -84,11 +87,10 @@ class WhisperTranscriber:
             kwargs["language"] = self.language
         if max_new_tokens:
             kwargs["max_new_tokens"] = max_new_tokens
-        result = self.pipe(
-            {"raw": audio, "sampling_rate": self.sampling_rate},
-            return_timestamps=True,
-            generate_kwargs=kwargs or None,
-        )
+        call: dict[str, Any] = {"return_timestamps": True}
+        if kwargs:
+            call["generate_kwargs"] = kwargs
+        result = self.pipe({"raw": audio, "sampling_rate": self.sampling_rate}, **call)
         chunks = result.get("chunks") or [{"timestamp": (0.0, None), "text": result.get("text", "")}]
         return chunks_to_cues(chunks, len(audio) / self.sampling_rate)
 
