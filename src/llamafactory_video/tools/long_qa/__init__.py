@@ -66,6 +66,15 @@ def run(args: argparse.Namespace) -> int:
         rebuild=args.rebuild,
         progress=not args.no_progress,
     )
+    if args.json:  # stdout carries only the JSON: the host's log handler (stdout) moves to stderr
+        import logging
+
+        from ..._logging import get_logger
+
+        get_logger(__name__)
+        for handler in logging.getLogger("llamafactory").handlers:
+            if isinstance(handler, logging.StreamHandler) and handler.stream is sys.stdout:
+                handler.setStream(sys.stderr)
     qa = LongVideoQA(config)
     results = []
     try:
