@@ -12,7 +12,6 @@ import json
 import sys
 from pathlib import Path
 
-
 try:
     from llamafactory_video.testing.synthetic_qa import make_curriculum_dataset
 except ImportError:  # running from a source checkout without an installed package

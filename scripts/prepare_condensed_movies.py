@@ -30,7 +30,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--video-root", required=True, help="folder of the videos")
     parser.add_argument("--output-dir", required=True, help="LlamaFactory dataset_dir to write into")
     parser.add_argument("--prefix", default="cmd", help="dataset name / file prefix (default: cmd)")
-    parser.add_argument("--video-exts", default="mkv,mp4,webm", help="extensions tried in order (default: mkv,mp4,webm)")
+    parser.add_argument(
+        "--video-exts", default="mkv,mp4,webm", help="extensions tried in order (default: mkv,mp4,webm)"
+    )
     parser.add_argument("--skip-missing", action="store_true", help="drop the samples whose video does not exist")
     parser.add_argument("--no-register", action="store_true", help="do not touch dataset_info.json")
     args = parser.parse_args(argv)

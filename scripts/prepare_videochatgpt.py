@@ -30,7 +30,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output-dir", required=True, help="LlamaFactory dataset_dir to write into")
     parser.add_argument("--prefix", default="videochatgpt", help="dataset name / file prefix (default: videochatgpt)")
     parser.add_argument(
-        "--video-exts", default="mp4,mkv,webm,avi,mov", help="extensions tried in order (default: mp4,mkv,webm,avi,mov)"
+        "--video-exts",
+        default="mp4,mkv,webm,avi,mov",
+        help="extensions tried in order (default: mp4,mkv,webm,avi,mov)",
     )
     parser.add_argument("--skip-missing", action="store_true", help="drop the samples whose video does not exist")
     parser.add_argument("--no-register", action="store_true", help="do not touch dataset_info.json")

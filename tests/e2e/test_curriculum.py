@@ -14,7 +14,6 @@ from llamafactory_video.testing.synthetic_qa import make_curriculum_dataset
 
 from .helpers import run_cli
 
-
 HERE = os.path.dirname(os.path.abspath(__file__))
 TINY = os.path.join(HERE, "..", "..", "examples", "curriculum", "tiny")
 
@@ -46,10 +45,18 @@ def chain(tiny_qwen2vl, tmp_path_factory):
     data = make_curriculum_dataset(os.path.join(work, "data"))
     out = {name: os.path.join(work, name) for name in ("stage1", "stage2", "stage3")}
     common = {"dataset_dir": data["output_dir"], "overwrite_cache": True}
-    run_cli(_config("stage1_image_align", model_name_or_path=tiny_qwen2vl, output_dir=out["stage1"], **common), work, "s1")
-    run_cli(_config("stage2_video_caption", model_name_or_path=out["stage1"], output_dir=out["stage2"], **common), work, "s2")
     run_cli(
-        _config("stage3_video_instruct", model_name_or_path=out["stage2"], output_dir=out["stage3"], **common), work, "s3"
+        _config("stage1_image_align", model_name_or_path=tiny_qwen2vl, output_dir=out["stage1"], **common), work, "s1"
+    )
+    run_cli(
+        _config("stage2_video_caption", model_name_or_path=out["stage1"], output_dir=out["stage2"], **common),
+        work,
+        "s2",
+    )
+    run_cli(
+        _config("stage3_video_instruct", model_name_or_path=out["stage2"], output_dir=out["stage3"], **common),
+        work,
+        "s3",
     )
     return {"base": tiny_qwen2vl, "data": data, "work": work, **out}
 

@@ -75,7 +75,9 @@ def test_videochatgpt_key_variants_and_lookup(tmp_path):
     out = tmp_path / "data"
     summary = convert_videochatgpt(files, videos, str(out))
     rows = _read(out / "videochatgpt_sft.json")
-    pairs = [(r["videos"][0].rsplit("/", 1)[-1], r["messages"][0]["content"], r["messages"][1]["content"]) for r in rows]
+    pairs = [
+        (r["videos"][0].rsplit("/", 1)[-1], r["messages"][0]["content"], r["messages"][1]["content"]) for r in rows
+    ]
     assert pairs == [
         ("v_aaa.mp4", "<video>What is the man doing?", "He is cooking."),
         ("v_bbb.mkv", "<video>Where is it?", "In a park."),
@@ -111,7 +113,10 @@ def test_videochatgpt_script_skip_missing(tmp_path, capsys):
     [
         ('[\n  {"q": "x", "a": "y"}\n]', ":2: entry 0, key 'video_id': no video key"),
         ('[\n  {"video_id": "v_aaa", "a": "y"},\n  {"video_id": "v_aaa", "q": "x"}\n]', ":2: entry 0, key 'q'"),
-        ('[\n  {"video_id": "v_aaa", "q": "x", "a": "y"},\n  {"video_id": "v_aaa", "q": "x"}\n]', ":3: entry 1, key 'a'"),
+        (
+            '[\n  {"video_id": "v_aaa", "q": "x", "a": "y"},\n  {"video_id": "v_aaa", "q": "x"}\n]',
+            ":3: entry 1, key 'a'",
+        ),
         ('[{"video_id": "v_aaa", "q": "x", "a": "y"},]', "invalid JSON"),
     ],
 )

@@ -27,7 +27,11 @@ def test_bm25_hand_computed():
     def term(idf, tf, dl):
         return idf * tf * 2.5 / (tf + 1.5 * (1 - 0.75 + 0.75 * dl / avgdl))
 
-    expected = [term(idf_red, 1, 2), term(idf_blue, 1, 3) + term(idf_circle, 2, 3), term(idf_red, 1, 4) + term(idf_circle, 1, 4)]
+    expected = [
+        term(idf_red, 1, 2),
+        term(idf_blue, 1, 3) + term(idf_circle, 2, 3),
+        term(idf_red, 1, 4) + term(idf_circle, 1, 4),
+    ]
     got = bm25.scores(["red", "blue", "circle", "red"])  # the repeated query term counts once
     assert got == pytest.approx(expected, rel=1e-12)
     # numbers written out: idf(red) = ln(1.6) = 0.470004, idf(blue) = ln(8/3) = 0.980829
@@ -39,7 +43,7 @@ def test_bm25_hand_computed():
 class BagOfWords:
     r"""A deterministic stand-in encoder (one dimension per vocabulary word) with a call counter."""
 
-    vocab = ["red", "blue", "green", "square", "circle", "moves", "left", "right"]
+    vocab = ("red", "blue", "green", "square", "circle", "moves", "left", "right")
 
     def __init__(self):
         self.encoded = 0

@@ -20,9 +20,8 @@ from llamafactory_video.data.subtitles import (
     to_srt,
 )
 
-
 SRT = (
-    "\ufeff1\r\n00:00:01,000 --> 00:00:02,500\r\n<i>Hello</i> there,\r\n<font color=\"#fff\">friend</font>.\r\n\r\n"
+    '\ufeff1\r\n00:00:01,000 --> 00:00:02,500\r\n<i>Hello</i> there,\r\n<font color="#fff">friend</font>.\r\n\r\n'
     "2\r\n00:00:03,000 --> 00:00:04,000\r\n{\\an8}Tom &amp; Jerry\r\n\r\n"
     "3\r\n01:00:00,5 --> 01:00:01,250\r\nLate line\r\n"
 )
@@ -113,9 +112,7 @@ def test_windows_and_alignment():
     aligned = align_cues(cues, stamps, 0.0, 4.0)
     assert [(a.first_frame, a.last_frame, a.text) for a in aligned] == [(0, 1, "first"), (2, 2, "short")]
     text = format_subtitles(aligned, stamps)
-    assert text == (
-        "Subtitles (timed to the 4 sampled frames):\n[frames 1-2, 0.0s-1.0s] first\n[frame 3, 2.0s] short"
-    )
+    assert text == ("Subtitles (timed to the 4 sampled frames):\n[frames 1-2, 0.0s-1.0s] first\n[frame 3, 2.0s] short")
     assert subtitle_text([], stamps) == ""
 
 

@@ -66,7 +66,11 @@ class WhisperTranscriber:
     r"""Transcribe videos with a local Whisper checkpoint (``WhisperForConditionalGeneration`` + processor)."""
 
     def __init__(
-        self, model_path: str, device: str | None = None, language: str | None = None, chunk_length_s: int | None = None
+        self,
+        model_path: str,
+        device: str | None = None,
+        language: str | None = None,
+        chunk_length_s: int | None = None,
     ) -> None:
         if not os.path.isdir(model_path):
             raise ValueError(f"{model_path}: Whisper checkpoint folder not found (a local path is required)")

@@ -17,6 +17,7 @@ Parsing is pure (standard library); only :func:`probe_video` imports PyAV.
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import re
@@ -176,7 +177,7 @@ def find_sidecar(video: str | os.PathLike) -> str | None:
 
 def format_timestamp(seconds: float, vtt: bool = False) -> str:
     r"""``HH:MM:SS,mmm`` (SRT) or ``HH:MM:SS.mmm`` (VTT)."""
-    millis = max(0, int(round(seconds * 1000)))
+    millis = max(0, round(seconds * 1000))
     hours, millis = divmod(millis, 3_600_000)
     minutes, millis = divmod(millis, 60_000)
     secs, millis = divmod(millis, 1000)
@@ -262,7 +263,7 @@ def frame_windows(timestamps: Sequence[float], start: float = 0.0, end: float = 
     r"""The span each sampled frame stands for: midpoints between neighbours, ``start`` / ``end`` at the ends."""
     if not timestamps:
         return []
-    bounds = [start] + [(a + b) / 2 for a, b in zip(timestamps, timestamps[1:])] + [end]
+    bounds = [start] + [(a + b) / 2 for a, b in itertools.pairwise(timestamps)] + [end]
     return [(bounds[i], bounds[i + 1]) for i in range(len(timestamps))]
 
 

@@ -19,7 +19,6 @@ import numpy as np
 from ..data.subtitles import Cue, to_srt
 from .synthetic_videos import action_classes, render_clip, write_video
 
-
 TAGS = {"role_tag": "role", "content_tag": "content", "user_tag": "user", "assistant_tag": "assistant"}
 IMAGE_PROMPT = "<image>Describe this image."
 CAPTION_PROMPT = "<video>Describe the video in one sentence."
@@ -49,7 +48,10 @@ def make_curriculum_dataset(
             still = render_clip(action, rng, size=64, num_frames=1)[0]
             Image.fromarray(still).save(out / "images" / f"{name}.png")
             images.append(
-                {"messages": _turns(IMAGE_PROMPT, f"A {action.colour} {action.shape}."), "images": [f"images/{name}.png"]}
+                {
+                    "messages": _turns(IMAGE_PROMPT, f"A {action.colour} {action.shape}."),
+                    "images": [f"images/{name}.png"],
+                }
             )
             video = f"videos/{name}.mp4"
             write_video(render_clip(action, rng, size=64, num_frames=8), out / video, fps=4)
@@ -96,7 +98,7 @@ def make_long_video(
     sidecar ``.srt`` with one cue per segment stating what is on screen. Returns the segment table."""
     rng = np.random.default_rng(seed)
     frames, table, cues = [], [], []
-    per_segment = int(round(seconds_per_segment * fps))
+    per_segment = round(seconds_per_segment * fps)
     for i, action in enumerate(action_classes(segments)):
         frames.append(render_clip(action, rng, size=size, num_frames=per_segment))
         start, end = i * seconds_per_segment, (i + 1) * seconds_per_segment

@@ -62,8 +62,8 @@ def make_clips(
     r"""The clips of a video and the frames the host's rule samples in each."""
     clips = []
     for i, (start, end) in enumerate(slice_spans(info.duration, clip_seconds, overlap)):
-        first = min(int(round(start * info.fps)), max(info.total_frames - 1, 0))
-        last = min(int(round(end * info.fps)), info.total_frames)
+        first = min(round(start * info.fps), max(info.total_frames - 1, 0))
+        last = min(round(end * info.fps), info.total_frames)
         count = max(1, last - first)
         rel = sample_indices(count, end - start, video_fps, video_maxlen)
         clips.append(Clip(i, start, end, tuple(first + r for r in rel), info.fps))
