@@ -73,6 +73,10 @@ COMMANDS: dict[str, Command] = {
     "stages": ("list the stages this plugin adds to llamafactory-cli train", _stages_args, _stages_run),
     "check-data": _lazy("llamafactory_video.tools.check_data"),
     "eval-captions": _lazy("llamafactory_video.tools.eval_captions"),
+    "add-subtitles": _lazy("llamafactory_video.tools.add_subtitles"),
+    "subtitle-prompt": _lazy("llamafactory_video.tools.subtitle_prompt"),
+    "transcribe": _lazy("llamafactory_video.tools.transcribe"),
+    "long-qa": _lazy("llamafactory_video.tools.long_qa"),
 }
 
 

@@ -23,3 +23,8 @@ def caption_data(tmp_path_factory) -> dict:
     return make_caption_dataset(
         str(tmp_path_factory.mktemp("caption_data")), num_classes=4, train_per_class=8, test_per_class=4
     )
+
+
+@pytest.fixture(scope="session")
+def tiny_qwen2vl(tmp_path_factory) -> str:
+    return build_tiny_model(str(tmp_path_factory.mktemp("models") / "tiny-qwen2-vl"), arch="qwen2_vl")

@@ -9,14 +9,16 @@ from .llava_video import convert_llava_video
 from .msrvtt import convert_msrvtt
 from .sthsthv2 import convert_sthsthv2
 from .ucf101 import convert_ucf101
-
+from .videoqa import convert_condensed_movies, convert_videochatgpt
 
 __all__ = [
     "ConversionError",
     "ConversionSummary",
+    "convert_condensed_movies",
     "convert_llava_video",
     "convert_msrvtt",
     "convert_sthsthv2",
     "convert_ucf101",
+    "convert_videochatgpt",
     "run_conversion",
 ]
