@@ -42,11 +42,12 @@ DEFAULT_RESULTS_DIR = os.path.join(HERE, "results")
 DEFAULT_DOCS = os.path.join(REPO, "docs", "benchmarks.md")
 NOT_BUILT = {
     "sparc_align": "stage `sparc_align` is not built yet: no benchmark until it exists",
-    "fastslow_ar": "stage `fastslow_ar` is not built yet (fast/slow frame pooling): no benchmark until it exists",
 }
 #: model sizes of the CPU training-step benchmarks, (hidden, layers), at the realistic 151,936-token vocabulary
 ACTION_CLS_SIZES = ((64, 2), (256, 4), (512, 4))
 SCST_SIZES = ((64, 2), (256, 4))
+#: sizes of the fastslow_ar step benchmark on CPU and on a GPU (2 videos x 16 frames of 224 px either way)
+FASTSLOW_SIZES = {"cpu": ((64, 2), (256, 4)), "cuda": ((256, 4), (1024, 8))}
 
 
 @dataclass
@@ -351,6 +352,40 @@ def bench_gpu(ctx: Context) -> dict[str, Any]:
     }
 
 
+def bench_fastslow_ar(ctx: Context) -> dict[str, Any]:
+    """``fastslow_ar`` and ``sft`` + ``video_token_pool_stride: 2`` steps vs stock ``sft``: tokens, time, memory."""
+    sizes = [None] if ctx.quick else FASTSLOW_SIZES[ctx.device]
+    variants, raws = [], []
+    for size in sizes:
+        args = ["--device", ctx.device, "--workdir", ctx.workdir]
+        args += ["--quick"] if size is None else ["--hidden", str(size[0]), "--layers", str(size[1])]
+        raw = run_script(ctx, "fastslow_step.py", args, f"fastslow_step_{_size_tag(size)}")
+        cfg = raw["config"]
+        variants.append(
+            {
+                "label": f"h{cfg['hidden']} l{cfg['layers']} v{cfg['vocab']} B{cfg['batch']}x{cfg['frames']}f "
+                f"{cfg['side']}px",
+                "config": cfg,
+                "routes": {
+                    route: {
+                        "pooling": info["pooling"],
+                        "block_mask": info["block_mask"],
+                        "video_tokens_per_video": info["video_tokens_per_video"],
+                        "tokens_per_sample": info["tokens_per_sample"],
+                        "sequence_length": info["sequence_length"],
+                        "step_ms": stat(raw["step_time_s"][route], 1000.0),
+                        "step_cpu_ms": stat(raw["step_cpu_time_s"][route], 1000.0),
+                        "peak_memory_mb": raw["peak_memory_mb"][route],
+                    }
+                    for route, info in raw["routes"].items()
+                },
+                "ratio_sft_over_route": raw["ratio_sft_over_route"],
+            }
+        )
+        raws.append(raw)
+    return {"summary": {"variants": variants}, "raw": raws}
+
+
 def not_built(name: str) -> Callable[[Context], dict[str, Any]]:
     """A benchmark entry for a stage that does not exist yet: no numbers."""
 
@@ -369,7 +404,7 @@ BENCHMARKS: dict[str, Callable[[Context], dict[str, Any]]] = {
     "decode": bench_decode,
     "gpu": bench_gpu,
     "sparc_align": not_built("sparc_align"),
-    "fastslow_ar": not_built("fastslow_ar"),
+    "fastslow_ar": bench_fastslow_ar,
 }
 
 
@@ -571,6 +606,40 @@ def render_markdown(results: dict[str, Any]) -> str:
                     f"| {row['model']} | {attn} | {route} | {b['tokens']} | {_ms(b['step_ms'])} | "
                     f"{b['tokens_per_s']:.0f} | {mfu} | {mfu_d} | "
                     f"{_fmt(b['peak_allocated_gib'], '.1f')} | {scst} |"
+                )
+        lines.append("")
+
+    s = head("fastslow_ar", "`fastslow_ar` training step vs stock `sft` (`bench/fastslow_step.py`)")
+    if s:
+        lines += [
+            "Forward + backward + optimizer step through the host's trainers on the same videos; step time in wall "
+            "and in process CPU time (all threads). Ratios: "
+            "sft / route (higher = the route is cheaper than stock sft). Peak memory: "
+            + (
+                "first step in a fresh process, RSS above the start (— = not measured)."
+                if results["device"] == "cpu"
+                else "`max_memory_allocated` above the start of a step."
+            ),
+            "",
+            "| config | route | video tokens / video | tokens / sample (padded batch) | step (ms) | "
+            "step CPU time (ms) | peak MiB | sft / route: tokens | step time | CPU time | peak memory |",
+            "|---|---|---|---|---|---|---|---|---|---|---|",
+        ]
+        for v in s["variants"]:
+            for route, b in v["routes"].items():
+                r = v["ratio_sft_over_route"].get(route, {})
+                label = {
+                    "sft": "stock `sft`",
+                    "sft_pool2": "`sft` + `video_token_pool_stride: 2`",
+                    "fastslow": "`fastslow_ar` (slow 2 / fast 4, block mask)",
+                    "fastslow_nomask": "`fastslow_ar`, causal mask",
+                }.get(route, route)
+                lines.append(
+                    f"| {v['label']} | {label} | {b['video_tokens_per_video']} | "
+                    f"{b['tokens_per_sample']} ({b['sequence_length']}) | "
+                    f"{_ms(b['step_ms'])} | {_ms(b['step_cpu_ms'])} | {_fmt(b['peak_memory_mb'], '.0f')} | "
+                    f"{_x(r.get('video_tokens'))} | {_x(r.get('step_time'))} | {_x(r.get('step_cpu_time'))} | "
+                    f"{_x(r.get('peak_memory'))} |"
                 )
         lines.append("")
 
