@@ -154,9 +154,13 @@ def test_placeholders_positions_and_features_agree_through_the_host(tiny_dir, vi
         s = slots[b]
         later = (s[None, :] > s[:, None]) & (s[:, None] >= 0)
         assert not (mask[b, 0] & later).any()
-    with torch.no_grad():
-        masked = model(**{**batch, "attention_mask": frame_causal_mask(slots, batch["attention_mask"], torch.float32)})
-    assert torch.isfinite(masked.loss)
+    with torch.no_grad():  # boolean (what the trainer gives sdpa) and additive (eager) forms agree
+        as_bool = model(**{**batch, "attention_mask": frame_causal_mask(slots, batch["attention_mask"])})
+        additive = model(
+            **{**batch, "attention_mask": frame_causal_mask(slots, batch["attention_mask"], torch.float32)}
+        )
+    assert torch.isfinite(as_bool.loss)
+    torch.testing.assert_close(as_bool.loss, additive.loss)
 
 
 def test_stock_expansion_untouched_without_pooling(tiny_dir, videos) -> None:

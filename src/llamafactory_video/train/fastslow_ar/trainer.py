@@ -38,10 +38,11 @@ METRIC_PREFIX = "fastslow"
 
 
 def block_mask_inputs(
-    inputs: dict[str, Any], core: torch.nn.Module, pooling: VideoPooling, mask_dtype: torch.dtype
+    inputs: dict[str, Any], core: torch.nn.Module, pooling: VideoPooling, mask_dtype: torch.dtype | None
 ) -> dict[str, Any]:
-    r"""Replace ``attention_mask`` ``(B, L)`` with the frame-causal ``(B, 1, L, L)`` mask (additive, ``mask_dtype``)
-    and make sure ``position_ids`` are explicit (a 4-D mask cannot be used to derive them)."""
+    r"""Replace ``attention_mask`` ``(B, L)`` with the frame-causal ``(B, 1, L, L)`` mask (boolean when
+    ``mask_dtype`` is None, else additive in that dtype) and make sure ``position_ids`` are explicit (a 4-D mask
+    cannot be used to derive them)."""
     grid = inputs.get("video_grid_thw")
     if grid is None or grid.numel() == 0:
         return inputs
@@ -86,7 +87,10 @@ class FastslowTrainer(StepMetricsMixin, CustomSeq2SeqTrainer):
         self.core = find_vl_model(self.model)
         self.video_token_id = int(self.core.config.video_token_id)
         self.merge_size = int(self.core.visual.spatial_merge_size)
-        self.mask_dtype = self.core.get_input_embeddings().weight.dtype
+        # sdpa takes a boolean mask whatever the compute dtype (an additive one must match the query dtype, which
+        # autocast / upcast trainable parameters make hard to predict); eager adds the mask to float32-promoted scores
+        impl = str(getattr(self.core.config, "_attn_implementation", None) or "sdpa")
+        self.mask_dtype = None if impl == "sdpa" else torch.float32
         self._hidden: Optional[torch.Tensor] = None
         self._eval_parts: dict[str, list[float]] = defaultdict(list)
         self.core.language_model.register_forward_hook(self._keep_hidden)
