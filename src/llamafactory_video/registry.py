@@ -60,6 +60,14 @@ STAGES: dict[str, StageSpec] = {
             required_columns=("references",),
             docs="docs/stages/scst.md",
         ),
+        StageSpec(
+            name="sparc_align",
+            label="Video-Text Alignment (SPARC)",
+            workflow="llamafactory_video.train.sparc_align.workflow:run_sparc_align",
+            processor="llamafactory_video.data.processor:SparcAlignDatasetProcessor",
+            extra_columns=("captions", "video_id"),
+            docs="docs/stages/sparc_align.md",
+        ),
     )
 }
 
