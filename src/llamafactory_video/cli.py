@@ -73,6 +73,8 @@ COMMANDS: dict[str, Command] = {
     "stages": ("list the stages this plugin adds to llamafactory-cli train", _stages_args, _stages_run),
     "check-data": _lazy("llamafactory_video.tools.check_data"),
     "eval-captions": _lazy("llamafactory_video.tools.eval_captions"),
+    "score": _lazy("llamafactory_video.tools.sparc_score"),
+    "attention-map": _lazy("llamafactory_video.tools.attention_map"),
 }
 
 

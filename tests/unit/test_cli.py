@@ -19,3 +19,27 @@ def test_console_script_is_installed():
     exe = os.path.join(os.path.dirname(sys.executable), "llamafactory-video")
     out = subprocess.run([exe, "stages"], capture_output=True, text=True, check=True).stdout
     assert "action_cls" in out and "Video Action Classification" in out
+
+
+def test_sparc_commands_are_listed_without_importing_them():
+    from llamafactory_video.cli import COMMANDS
+
+    assert "score" in COMMANDS and "attention-map" in COMMANDS
+    assert "rank candidate captions" in COMMANDS["score"][0]
+    assert "token-to-patch" in COMMANDS["attention-map"][0]
+
+
+def test_score_rejects_missing_files(tmp_path, capsys):
+    from llamafactory_video.cli import main
+
+    texts = tmp_path / "t.txt"
+    texts.write_text("a red square\n", encoding="utf-8")
+    assert main(["score", "--model", str(tmp_path), "--video", str(tmp_path / "nope.mp4"), "--texts", str(texts)]) == 2
+    assert "--video" in capsys.readouterr().err
+    empty = tmp_path / "e.txt"
+    empty.write_text("# only a comment\n\n", encoding="utf-8")
+    video = tmp_path / "v.mp4"
+    video.write_bytes(b"")
+    assert main(["score", "--model", str(tmp_path), "--video", str(video), "--texts", str(empty)]) == 2
+    assert "no caption" in capsys.readouterr().err
+    assert main(["attention-map", "--model", str(tmp_path), "--video", str(video), "--text", " ", "--output", "x.png"]) == 2

@@ -152,7 +152,7 @@ def test_llamaboard_stage_table():
 def test_registry_lists_only_built_stages():
     from llamafactory_video.registry import STAGES
 
-    assert set(STAGES) == {"action_cls", "scst"}  # sparc_align, fastslow_ar appear only once built
+    assert set(STAGES) == {"action_cls", "scst", "sparc_align"}  # fastslow_ar appears only once built
     for spec in STAGES.values():
         assert callable(spec.load_workflow()) and callable(spec.load_processor())
         assert os.path.isfile(os.path.join(os.path.dirname(__file__), "..", "..", spec.docs))
