@@ -41,7 +41,6 @@ REPO = os.path.dirname(HERE)
 DEFAULT_RESULTS_DIR = os.path.join(HERE, "results")
 DEFAULT_DOCS = os.path.join(REPO, "docs", "benchmarks.md")
 NOT_BUILT = {
-    "sparc_align": "stage `sparc_align` is not built yet: no benchmark until it exists",
     "fastslow_ar": "stage `fastslow_ar` is not built yet (fast/slow frame pooling): no benchmark until it exists",
 }
 #: model sizes of the CPU training-step benchmarks, (hidden, layers), at the realistic 151,936-token vocabulary
@@ -351,6 +350,21 @@ def bench_gpu(ctx: Context) -> dict[str, Any]:
     }
 
 
+def bench_sparc_align(ctx: Context) -> dict[str, Any]:
+    """``sparc_align``: the vectorised SPARC local loss vs a naive per-sample loop (forward + backward)."""
+    raw = run_script(ctx, "sparc_loss.py", ["--quick"] if ctx.quick else [], "sparc_loss")
+    sizes = {
+        label: {
+            "vectorised_ms": stat(row["vectorised_s"], 1000.0),
+            "naive_ms": stat(row["naive_s"], 1000.0),
+            "ratio_naive_over_vectorised": row["ratio_naive_over_vectorised"],
+            "max_abs_diff": row["max_abs_diff"],
+        }
+        for label, row in raw["sizes"].items()
+    }
+    return {"summary": {"sizes": sizes}, "raw": raw}
+
+
 def not_built(name: str) -> Callable[[Context], dict[str, Any]]:
     """A benchmark entry for a stage that does not exist yet: no numbers."""
 
@@ -368,7 +382,7 @@ BENCHMARKS: dict[str, Callable[[Context], dict[str, Any]]] = {
     "scst_step": bench_scst_step,
     "decode": bench_decode,
     "gpu": bench_gpu,
-    "sparc_align": not_built("sparc_align"),
+    "sparc_align": bench_sparc_align,
     "fastslow_ar": not_built("fastslow_ar"),
 }
 
@@ -572,6 +586,19 @@ def render_markdown(results: dict[str, Any]) -> str:
                     f"{b['tokens_per_s']:.0f} | {mfu} | {mfu_d} | "
                     f"{_fmt(b['peak_allocated_gib'], '.1f')} | {scst} |"
                 )
+        lines.append("")
+
+    s = head("sparc_align", "SPARC local loss (`bench/sparc_loss.py`)")
+    if s:
+        lines += [
+            "| B / L / P / D | vectorised (ms) | naive loop (ms) | naive / vectorised | max abs diff |",
+            "|---|---|---|---|---|",
+        ]
+        for label, row in s["sizes"].items():
+            lines.append(
+                f"| {label} | {_ms(row['vectorised_ms'], 2)} | {_ms(row['naive_ms'], 2)} | "
+                f"{row['ratio_naive_over_vectorised']:.1f} | {row['max_abs_diff']:.1e} |"
+            )
         lines.append("")
 
     missing = [name for name in NOT_BUILT if name in entries]

@@ -207,7 +207,9 @@ class SparcAlignArguments:
         },
     )
     sparc_global_weight: float = field(default=1.0, metadata={"help": "Weight of the global loss."})
-    sparc_local_weight: float = field(default=1.0, metadata={"help": "Weight of the SPARC local loss (0 turns it off)."})
+    sparc_local_weight: float = field(
+        default=1.0, metadata={"help": "Weight of the SPARC local loss (0 turns it off)."}
+    )
     sparc_local_layer: Literal["before_projector", "after_embedding", "all_layers"] = field(
         default="before_projector",
         metadata={
@@ -283,7 +285,12 @@ class SparcAlignArguments:
     )
 
     def validate(self) -> None:
-        for key in ("sparc_global_weight", "sparc_local_weight", "sparc_token_collapse_weight", "sparc_patch_collapse_weight"):
+        for key in (
+            "sparc_global_weight",
+            "sparc_local_weight",
+            "sparc_token_collapse_weight",
+            "sparc_patch_collapse_weight",
+        ):
             if getattr(self, key) < 0:
                 raise ValueError(f"`{key}` must be >= 0, got {getattr(self, key)}.")
         if self.sparc_global_weight == 0 and self.sparc_local_weight == 0:

@@ -42,4 +42,7 @@ def test_score_rejects_missing_files(tmp_path, capsys):
     video.write_bytes(b"")
     assert main(["score", "--model", str(tmp_path), "--video", str(video), "--texts", str(empty)]) == 2
     assert "no caption" in capsys.readouterr().err
-    assert main(["attention-map", "--model", str(tmp_path), "--video", str(video), "--text", " ", "--output", "x.png"]) == 2
+    assert (
+        main(["attention-map", "--model", str(tmp_path), "--video", str(video), "--text", " ", "--output", "x.png"])
+        == 2
+    )

@@ -161,7 +161,9 @@ def test_global_loss_gradient_accumulation_equivalence():
     text = torch.randn(8, 4, generator=g, dtype=torch.float64)
     video = torch.randn(8, 4, generator=g, dtype=torch.float64)
     scale = torch.tensor(2.0, dtype=torch.float64)
-    two = 0.5 * (global_contrastive_loss(text[:4], video[:4], scale) + global_contrastive_loss(text[4:], video[4:], scale))
+    two = 0.5 * (
+        global_contrastive_loss(text[:4], video[:4], scale) + global_contrastive_loss(text[4:], video[4:], scale)
+    )
     naive = 0.5 * (naive_global(text[:4], video[:4], 2.0) + naive_global(text[4:], video[4:], 2.0))
     torch.testing.assert_close(two, naive)
     assert not torch.isclose(two, global_contrastive_loss(text, video, scale))  # the batch defines the negatives
@@ -180,7 +182,9 @@ def test_collapse_penalties_exact_and_detect_collapse():
         want.append((sim.sum() - n) / (n * (n - 1)))
     torch.testing.assert_close(tok, torch.stack(want).mean())
     collapsed = torch.ones(1, 4, 3)
-    tok, patch = collapse_penalties(collapsed, torch.ones(1, 4, dtype=torch.bool), collapsed, torch.ones(1, 4, dtype=torch.bool))
+    tok, patch = collapse_penalties(
+        collapsed, torch.ones(1, 4, dtype=torch.bool), collapsed, torch.ones(1, 4, dtype=torch.bool)
+    )
     assert float(tok) == pytest.approx(1.0) and float(patch) == pytest.approx(1.0)
 
 

@@ -34,7 +34,9 @@ def batch_for(model_dir, items, pad_to=0):
     from llamafactory_video.data.sparc import DEFAULT_STOP_WORDS
 
     processor = AutoProcessor.from_pretrained(model_dir)
-    collator = SparcAlignDataCollator(processor.tokenizer, processor.image_processor, video_fps=2.0, video_maxlen=4, pad_to_length=pad_to)
+    collator = SparcAlignDataCollator(
+        processor.tokenizer, processor.image_processor, video_fps=2.0, video_maxlen=4, pad_to_length=pad_to
+    )
     features = []
     for item in items:
         for caption in item["captions"]:
@@ -60,7 +62,9 @@ def test_forward_every_local_layer_backpropagates(assets, kind, layer):
 
     backbone = load_backbone(assets[kind])
     config = SparcModelConfig(model_type=kind, local_layer=layer, aggregation="transformer", max_frames=8)
-    model = VideoTextModel(backbone, config, loss_args(sparc_token_collapse_weight=0.1, sparc_patch_collapse_weight=0.1))
+    model = VideoTextModel(
+        backbone, config, loss_args(sparc_token_collapse_weight=0.1, sparc_patch_collapse_weight=0.1)
+    )
     batch = batch_for(assets[kind], assets["data"]["test_items"][:2], pad_to=32 if kind == "siglip" else 0)
     out = model(**batch)
     assert set(out) >= {"loss", "loss_global", "loss_local", "temperature", "token_similarity", "patch_similarity"}
@@ -90,12 +94,23 @@ def test_save_and_reload_give_the_same_embeddings(assets, tmp_path, finetuning_t
 
     model_args = types.SimpleNamespace(model_name_or_path=assets["clip"], cache_dir=None, trust_remote_code=False)
     ft_args = loss_args(
-        finetuning_type=finetuning_type, lora_target=["all"], lora_rank=4, lora_alpha=8, lora_dropout=0.0,
-        sparc_freeze_text_tower=False, sparc_freeze_vision_tower=True,
+        finetuning_type=finetuning_type,
+        lora_target=["all"],
+        lora_rank=4,
+        lora_alpha=8,
+        lora_dropout=0.0,
+        sparc_freeze_text_tower=False,
+        sparc_freeze_vision_tower=True,
     )
     backbone = build_backbone(model_args, ft_args, is_trainable=True)
-    config = SparcModelConfig(model_type="clip", base_model=assets["clip"], finetuning_type=finetuning_type,
-                              aggregation="transformer", max_frames=4, video_maxlen=4)
+    config = SparcModelConfig(
+        model_type="clip",
+        base_model=assets["clip"],
+        finetuning_type=finetuning_type,
+        aggregation="transformer",
+        max_frames=4,
+        video_maxlen=4,
+    )
     model = VideoTextModel(backbone, config, ft_args)
     names = [n for n, p in model.named_parameters() if p.requires_grad]
     assert any("logit_scale" in n for n in names) and any(n.startswith("temporal.") for n in names)
@@ -115,11 +130,15 @@ def test_save_and_reload_give_the_same_embeddings(assets, tmp_path, finetuning_t
     ids = encoder.tokenize(["a red square on the left", "a blue circle"])
     with torch.no_grad():
         want = torch.nn.functional.normalize(model.encode_text(**ids)[0], dim=-1)
-    torch.testing.assert_close(encoder.encode_texts(["a red square on the left", "a blue circle"]), want, atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(
+        encoder.encode_texts(["a red square on the left", "a blue circle"]), want, atol=1e-5, rtol=1e-4
+    )
     video = assets["data"]["test_items"][0]["video"]
     pixels = encoder.pixel_values(encoder.frames(video))[None]
     with torch.no_grad():
-        want_v = torch.nn.functional.normalize(model.encode_frames(pixels, torch.ones(1, pixels.size(1), dtype=torch.bool))[0], dim=-1)[0]
+        want_v = torch.nn.functional.normalize(
+            model.encode_frames(pixels, torch.ones(1, pixels.size(1), dtype=torch.bool))[0], dim=-1
+        )[0]
     torch.testing.assert_close(encoder.encode_video(video), want_v, atol=1e-5, rtol=1e-4)
     weights = encoder.token_patch_weights(video, "a red square on the left")
     assert weights["weights"].shape[1:] == (4, 4, 4)

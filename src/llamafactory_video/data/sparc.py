@@ -1,30 +1,22 @@
 """Data helpers of ``stage: sparc_align``: caption batching by video, the language mask, caption normalisation."""
 
 import re
-from typing import Any, Hashable, Iterator, Optional, Sequence
+from collections.abc import Hashable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
-
 
 # Words that name nothing one can point at in a frame (articles, prepositions, pronouns, auxiliaries, conjunctions
 # and a few abstract words). `sparc_language_mask: true` drops their tokens from the local loss; they still feed the
 # text encoder and the global loss. `sparc_stop_words: <file>` replaces this list (one word per line).
 DEFAULT_STOP_WORDS: frozenset[str] = frozenset(
-    """
-    a an the this that these those there here it its is are was were be been being am has have had having do does did
-    of in on at to from with by for over under into onto through between behind near about above below across along
-    around against among upon within without toward towards off out up down via per
-    and or but nor so yet as than then while when where which who whom whose what why how if because although
-    i me my we our you your he him his she her they them their one ones some any each every all both either neither
-    very just also too not no only really quite rather still already again ever
-    can could will would shall should may might must
-    """.split()
+    ["a", "an", "the", "this", "that", "these", "those", "there", "here", "it", "its", "is", "are", "was", "were", "be", "been", "being", "am", "has", "have", "had", "having", "do", "does", "did", "of", "in", "on", "at", "to", "from", "with", "by", "for", "over", "under", "into", "onto", "through", "between", "behind", "near", "about", "above", "below", "across", "along", "around", "against", "among", "upon", "within", "without", "toward", "towards", "off", "out", "up", "down", "via", "per", "and", "or", "but", "nor", "so", "yet", "as", "than", "then", "while", "when", "where", "which", "who", "whom", "whose", "what", "why", "how", "if", "because", "although", "i", "me", "my", "we", "our", "you", "your", "he", "him", "his", "she", "her", "they", "them", "their", "one", "ones", "some", "any", "each", "every", "all", "both", "either", "neither", "very", "just", "also", "too", "not", "no", "only", "really", "quite", "rather", "still", "already", "again", "ever", "can", "could", "will", "would", "shall", "should", "may", "might", "must"]
 )
 
 _WORD = re.compile(r"[A-Za-z0-9']+")
 
 
-def load_stop_words(path: Optional[str]) -> frozenset[str]:
+def load_stop_words(path: str | None) -> frozenset[str]:
     r"""The built-in list, or the words of ``path`` (one per line, ``#`` comments allowed), lower-cased."""
     if not path:
         return DEFAULT_STOP_WORDS
@@ -69,13 +61,11 @@ def normalise_captions(value: Any) -> tuple[list[str], str]:
         return [], f"captions is {type(value).__name__}, not a string or a list of strings"
     captions = [c.strip() for c in value if isinstance(c, str) and c.strip()]
     if not captions:
-        return [], "empty caption list (each video needs at least one non-blank caption)"
+        return [], "empty caption list in `captions` (each video needs at least one non-blank caption)"
     return captions, ""
 
 
-def caption_batches(
-    groups: Sequence[Hashable], batch_size: int, mode: str, seed: int = 0
-) -> list[list[int]]:
+def caption_batches(groups: Sequence[Hashable], batch_size: int, mode: str, seed: int = 0) -> list[list[int]]:
     r"""Order captions into batches by the video (``groups[i]``) they describe.
 
     * ``random``: a plain shuffle.

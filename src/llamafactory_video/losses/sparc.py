@@ -5,7 +5,6 @@ Notation: ``B`` captions (pairs) in the batch, ``L`` text tokens per caption, ``
 SPARC is arXiv 2401.09865 (Bica et al., 2024).
 """
 
-from typing import Optional
 
 import torch
 import torch.nn.functional as F
@@ -24,7 +23,7 @@ def global_contrastive_loss(
     text_emb: torch.Tensor,
     video_emb: torch.Tensor,
     logit_scale: torch.Tensor,
-    groups: Optional[torch.Tensor] = None,
+    groups: torch.Tensor | None = None,
 ) -> torch.Tensor:
     r"""Symmetric InfoNCE between captions and their videos, multi-positive when ``groups`` is given.
 
@@ -58,8 +57,8 @@ def global_contrastive_loss(
 def sparc_alignment_weights(
     similarity: torch.Tensor,
     patch_mask: torch.Tensor,
-    threshold: Optional[float] = None,
-    keep_patches: Optional[int] = None,
+    threshold: float | None = None,
+    keep_patches: int | None = None,
 ) -> torch.Tensor:
     r"""SPARC alignment weights: min-max normalise token-patch similarities over patches, sparsify, renormalise.
 
@@ -106,8 +105,8 @@ def sparc_local_loss(
     token_mask: torch.Tensor,
     patch_mask: torch.Tensor,
     temperature: torch.Tensor | float,
-    threshold: Optional[float] = None,
-    keep_patches: Optional[int] = None,
+    threshold: float | None = None,
+    keep_patches: int | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     r"""SPARC local loss: each token against the other tokens of its own caption, both directions.
 

@@ -1,6 +1,6 @@
 """Text-video retrieval metrics (R@K, median and mean rank), numpy in, numbers out."""
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

@@ -12,14 +12,13 @@ from the model's projections (``sparc_local_heads``), so the global projector is
 import json
 import os
 from dataclasses import asdict, dataclass, field
-from typing import Any, Optional
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ..losses.sparc import collapse_penalties, global_contrastive_loss, layer_weights, sparc_local_loss
-
 
 CONFIG_NAME = "sparc_align_config.json"
 HEADS_NAME = "sparc_align_heads.safetensors"
@@ -102,7 +101,7 @@ def tower_linear_names(hf_model: nn.Module, towers: tuple[str, ...]) -> list[str
 class VideoTextModel(nn.Module):
     r"""The module the Trainer wraps: backbone (full or peft-wrapped), temporal aggregator, local heads."""
 
-    def __init__(self, backbone: nn.Module, config: SparcModelConfig, loss_args: Optional[Any] = None) -> None:
+    def __init__(self, backbone: nn.Module, config: SparcModelConfig, loss_args: Any | None = None) -> None:
         super().__init__()
         self.backbone = backbone
         self.sparc_config = config
@@ -117,7 +116,9 @@ class VideoTextModel(nn.Module):
         self.local_text = nn.Linear(text_hidden, config.local_dim, bias=False)
         self.local_vision = nn.Linear(vision_hidden, config.local_dim, bias=False)
         self._init_local_heads(hf)
-        self.temporal = TemporalTransformer(embed_dim, config.max_frames) if config.aggregation == "transformer" else None
+        self.temporal = (
+            TemporalTransformer(embed_dim, config.max_frames) if config.aggregation == "transformer" else None
+        )
 
     # ------------------------------------------------------------------ model-family specifics
     def _global_dim(self, hf: nn.Module) -> int:
@@ -156,7 +157,7 @@ class VideoTextModel(nn.Module):
     # ------------------------------------------------------------------ encoders
     def encode_text(
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor, with_tokens: bool = False
-    ) -> tuple[torch.Tensor, Optional[list[torch.Tensor]]]:
+    ) -> tuple[torch.Tensor, list[torch.Tensor] | None]:
         r"""``(B, D)`` text embeddings and, with ``with_tokens``, the local token features ``[(B, L, D_local)]``
         (one entry per layer of ``local_layer``)."""
         hf = self.hf
@@ -174,7 +175,7 @@ class VideoTextModel(nn.Module):
 
     def encode_frames(
         self, pixel_values: torch.Tensor, frame_mask: torch.Tensor, with_patches: bool = False
-    ) -> tuple[torch.Tensor, Optional[list[torch.Tensor]]]:
+    ) -> tuple[torch.Tensor, list[torch.Tensor] | None]:
         r"""``(N, T, C, H, W)`` frames -> ``(N, D)`` video embeddings and, with ``with_patches``, the local patch
         features ``[(N, T * p, D_local)]`` (one entry per layer of ``local_layer``)."""
         hf = self.hf
@@ -186,7 +187,9 @@ class VideoTextModel(nn.Module):
         else:
             frame_emb = out.pooler_output
         frame_emb = frame_emb.view(n, t, -1)
-        video = self.temporal(frame_emb, frame_mask) if self.temporal is not None else masked_mean(frame_emb, frame_mask)
+        video = (
+            self.temporal(frame_emb, frame_mask) if self.temporal is not None else masked_mean(frame_emb, frame_mask)
+        )
         if not with_patches:
             return video, None
         if self.sparc_config.local_layer == "before_projector":
@@ -291,7 +294,7 @@ class VideoTextModel(nn.Module):
             with torch.no_grad():
                 self.logit_scale.copy_(state["logit_scale"].reshape(self.logit_scale.shape).to(self.logit_scale))
 
-    def save(self, output_dir: str, processor: Optional[Any] = None) -> None:
+    def save(self, output_dir: str, processor: Any | None = None) -> None:
         from safetensors.torch import save_file
 
         os.makedirs(output_dir, exist_ok=True)
@@ -426,7 +429,9 @@ class DualEncoder:
         offsets = self.tokenizer(text, return_offsets_mapping=True, truncation=True, max_length=len(ids))[
             "offset_mapping"
         ]
-        stop_words = load_stop_words(keys.get("sparc_stop_words")) if keys.get("sparc_language_mask", True) else frozenset()
+        stop_words = (
+            load_stop_words(keys.get("sparc_stop_words")) if keys.get("sparc_language_mask", True) else frozenset()
+        )
         mask = visual_token_mask(text, offsets, stop_words) + [0] * (len(ids) - len(offsets))
         return {
             "tokens": token_strings,

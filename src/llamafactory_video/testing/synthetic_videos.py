@@ -593,7 +593,9 @@ def make_alignment_dataset(
         rel, captions = clip("test", index, combos[int(k)], rng)
         test_items.append({"video": str((out / rel).resolve()), "captions": captions})
         for caption in captions:
-            test_rows.append({"instruction": "<video>", "output": caption, "videos": [rel], "video_id": f"test{index}"})
+            test_rows.append(
+                {"instruction": "<video>", "output": caption, "videos": [rel], "video_id": f"test{index}"}
+            )
     _write_json(out / f"{prefix}_train.json", train_rows)
     _write_json(out / f"{prefix}_test.json", test_rows)
 

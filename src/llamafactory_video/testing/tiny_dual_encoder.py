@@ -14,15 +14,11 @@ from typing import Any, Literal
 
 from .tiny_model import build_corpus
 
-
 __all__ = ["build_tiny_clip_tokenizer", "build_tiny_dual_encoder"]
 
 Kind = Literal["clip", "siglip"]
 
-_EXTRA_WORDS = (
-    "red green blue yellow purple orange cyan white square circle triangle diamond cross ring "
-    "left right top bottom middle centre center corner on at in the of a an and is"
-).split()
+_EXTRA_WORDS = ["red", "green", "blue", "yellow", "purple", "orange", "cyan", "white", "square", "circle", "triangle", "diamond", "cross", "ring", "left", "right", "top", "bottom", "middle", "centre", "center", "corner", "on", "at", "in", "the", "of", "a", "an", "and", "is"]
 
 
 def _alignment_corpus() -> list[str]:

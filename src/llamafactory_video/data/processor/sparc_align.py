@@ -13,7 +13,7 @@ stop word), ``labels`` (empty), ``images`` / ``videos`` / ``audios``, ``caption`
 import os
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any
 
 from llamafactory.data.processor.processor_utils import DatasetProcessor
 
@@ -28,7 +28,7 @@ def text_max_length(tokenizer: Any, stage_args: Any) -> int:
     return int(limit or (model_max if model_max < 100_000 else 77))
 
 
-def caption_features(tokenizer: Any, caption: str, max_length: int, stop_words: Optional[frozenset]) -> dict:
+def caption_features(tokenizer: Any, caption: str, max_length: int, stop_words: frozenset | None) -> dict:
     r"""``input_ids`` and ``token_mask`` of one caption (``stop_words=None``: only special tokens are masked)."""
     enc = tokenizer(caption, truncation=True, max_length=max_length, return_offsets_mapping=True)
     offsets = enc["offset_mapping"]

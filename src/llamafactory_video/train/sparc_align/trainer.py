@@ -1,7 +1,7 @@
 """Trainer of ``stage: sparc_align``: the losses of :class:`~llamafactory_video.model.dual_encoder.VideoTextModel`
 logged under ``sparc/``, caption batching by video, retrieval evaluation, dual-encoder saving."""
 
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 import torch
@@ -13,7 +13,6 @@ from ...data.sparc import CaptionBatchSampler
 from ...metrics.retrieval import retrieval_metrics
 from ..trainer_utils import VideoStageTrainer
 
-
 logger = get_logger(__name__)
 
 METRIC_PREFIX = "sparc"
@@ -23,7 +22,7 @@ LOGGED = ("loss_global", "loss_local", "temperature", "token_similarity", "patch
 class SparcAlignTrainer(VideoStageTrainer):
     metric_prefix = METRIC_PREFIX
 
-    def __init__(self, finetuning_args: Any, processor: Optional[Any] = None, **kwargs) -> None:
+    def __init__(self, finetuning_args: Any, processor: Any | None = None, **kwargs) -> None:
         super().__init__(finetuning_args=finetuning_args, processor=processor, **kwargs)
         self.sparc_processor = processor
 
@@ -101,7 +100,9 @@ class SparcAlignTrainer(VideoStageTrainer):
                 metrics.update(self.evaluate(split, ignore_keys, f"{metric_key_prefix}_{name}"))
             return metrics
         similarity, caption_to_video = self.retrieval_scores(dataset)
-        metrics = {f"{metric_key_prefix}_{k}": round(v, 4) for k, v in retrieval_metrics(similarity, caption_to_video).items()}
+        metrics = {
+            f"{metric_key_prefix}_{k}": round(v, 4) for k, v in retrieval_metrics(similarity, caption_to_video).items()
+        }
         metrics[f"{metric_key_prefix}_num_videos"] = int(similarity.shape[1])
         metrics[f"{metric_key_prefix}_num_captions"] = int(similarity.shape[0])
         self.log(metrics)
@@ -110,7 +111,7 @@ class SparcAlignTrainer(VideoStageTrainer):
 
     # ------------------------------------------------------------------ saving
     @override
-    def _save(self, output_dir: Optional[str] = None, state_dict=None) -> None:
+    def _save(self, output_dir: str | None = None, state_dict=None) -> None:
         output_dir = output_dir if output_dir is not None else self.args.output_dir
         model = self.accelerator.unwrap_model(self.model)
         model.save(output_dir, self.sparc_processor)

@@ -8,7 +8,7 @@ LlamaFactory's ``load_model`` / templates are for causal LMs; a CLIP-style dual 
 
 import dataclasses
 import os
-from typing import Any, Optional
+from typing import Any
 
 from llamafactory.data import get_dataset
 
@@ -28,7 +28,6 @@ from ...model.dual_encoder import (
 )
 from ..trainer_utils import train_and_save
 from .trainer import METRIC_PREFIX, SparcAlignTrainer
-
 
 logger = get_logger(__name__)
 
@@ -68,7 +67,10 @@ def build_backbone(model_args: Any, finetuning_args: Any, is_trainable: bool):
         logger.info_rank0(f"LoRA rank {finetuning_args.lora_rank} on modules matching {target}.")
     else:
         hf = backbone
-        frozen = {"text_model": ("text_model", "text_projection"), "vision_model": ("vision_model", "visual_projection")}
+        frozen = {
+            "text_model": ("text_model", "text_projection"),
+            "vision_model": ("vision_model", "visual_projection"),
+        }
         for tower, names in frozen.items():
             if tower not in trainable:
                 for name in names:
@@ -83,7 +85,7 @@ def run_sparc_align(
     training_args: Any,
     finetuning_args: Any,
     generating_args: Any,
-    callbacks: Optional[list[Any]] = None,
+    callbacks: list[Any] | None = None,
 ) -> None:
     from transformers import AutoProcessor
 
@@ -99,7 +101,12 @@ def run_sparc_align(
         dataset_module = get_dataset(
             None, model_args, data_args, training_args, stage="sparc_align", tokenizer=tokenizer, processor=None
         )
-    check_dataset_module(dataset_module, "error", data_args.dataset_dir)
+    check_dataset_module(
+        dataset_module,
+        "error",
+        data_args.dataset_dir,
+        hint="Fix or remove these rows (docs/stages/sparc_align.md, Data format).",
+    )
 
     backbone = build_backbone(model_args, finetuning_args, training_args.do_train)
     model_type = model_type_of(backbone.get_base_model() if hasattr(backbone, "get_base_model") else backbone)
