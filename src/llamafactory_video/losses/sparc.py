@@ -5,7 +5,6 @@ Notation: ``B`` captions (pairs) in the batch, ``L`` text tokens per caption, ``
 SPARC is arXiv 2401.09865 (Bica et al., 2024).
 """
 
-
 import torch
 import torch.nn.functional as F
 
@@ -43,7 +42,17 @@ def global_contrastive_loss(
     """
     text_emb = F.normalize(text_emb, dim=-1)
     video_emb = F.normalize(video_emb, dim=-1)
-    logits = logit_scale.exp() * text_emb @ video_emb.t()  # (B, B)
+    return contrastive_loss_from_logits(logit_scale.exp() * text_emb @ video_emb.t(), groups)
+
+
+def contrastive_loss_from_logits(logits: torch.Tensor, groups: torch.Tensor | None = None) -> torch.Tensor:
+    r"""The loss of :func:`global_contrastive_loss` from ready ``(B, B)`` caption x (caption's video) logits, for
+    models whose logits do not factor into independent embeddings (X-CLIP conditions each caption on the video).
+
+    Args:
+        logits: ``(B, B)``, ``logits[i, j]`` = scaled similarity of caption ``i`` and the video of caption ``j``.
+        groups: ``(B,)`` video id per caption (multi-positive), or ``None``.
+    """
     if groups is None:
         target = torch.arange(logits.size(0), device=logits.device)
         return 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.t(), target))

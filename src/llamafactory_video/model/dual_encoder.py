@@ -7,6 +7,13 @@ Video path: frames ``(N, T, C, H, W)`` -> vision tower per frame -> the model's 
 plus a mean, so training starts from the mean) -> video embedding. Text path: the model's own text embedding.
 Local (SPARC) features are read at ``local_layer`` and mapped into a shared space by two linear heads initialised
 from the model's projections (``sparc_local_heads``), so the global projector is trained by the global loss only.
+
+X-CLIP (``model_type: xclip``) is a video model, not a per-frame dual encoder: its vision tower attends across
+frames (it takes exactly ``vision_config.num_frames`` frames, so clips are resampled to that count), its own
+multi-frame integration transformer (``mit``) aggregates frames, and its prompt generator adds a video-conditioned
+residual to each caption embedding. Text and video therefore do not factor into independent embeddings: similarities
+come from :meth:`VideoTextModel.similarity`, which composes ``XCLIPModel.forward`` from the model's own modules
+(equal to its ``logits_per_text`` / ``exp(logit_scale)``), and there is no ``encode_texts`` for X-CLIP.
 """
 
 import json
@@ -18,11 +25,21 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..losses.sparc import collapse_penalties, global_contrastive_loss, layer_weights, sparc_local_loss
+from ..losses.sparc import (
+    collapse_penalties,
+    contrastive_loss_from_logits,
+    global_contrastive_loss,
+    layer_weights,
+    sparc_local_loss,
+)
 
 CONFIG_NAME = "sparc_align_config.json"
 HEADS_NAME = "sparc_align_heads.safetensors"
-SUPPORTED_MODEL_TYPES = ("clip", "siglip")
+SUPPORTED_MODEL_TYPES = ("clip", "siglip", "xclip")
+NO_TEXT_EMBEDDING = (
+    "X-CLIP has no video-independent caption embedding: its prompt generator conditions every caption embedding on "
+    "the video it is compared with. Score (video, captions) pairs with DualEncoder.score / `llamafactory-video score`."
+)
 
 
 @dataclass
@@ -109,6 +126,11 @@ class VideoTextModel(nn.Module):
         hf = unwrap(backbone)
         if config.model_type not in SUPPORTED_MODEL_TYPES:
             raise ValueError(f"model type {config.model_type} is not supported (use {SUPPORTED_MODEL_TYPES})")
+        if config.model_type == "xclip" and config.aggregation != "mean":
+            raise ValueError(
+                f"`sparc_aggregation: {config.aggregation}` does not apply to X-CLIP: X-CLIP aggregates frames with "
+                "its own multi-frame integration transformer (`mit`). Leave `sparc_aggregation` at `mean`."
+            )
         text_hidden = hf.config.text_config.hidden_size
         vision_hidden = hf.config.vision_config.hidden_size
         embed_dim = self._global_dim(hf)
@@ -122,7 +144,7 @@ class VideoTextModel(nn.Module):
 
     # ------------------------------------------------------------------ model-family specifics
     def _global_dim(self, hf: nn.Module) -> int:
-        if self.sparc_config.model_type == "clip":
+        if self.sparc_config.model_type in ("clip", "xclip"):
             return hf.config.projection_dim
         return hf.config.vision_config.hidden_size  # SigLIP: pooled heads keep the hidden size
 
@@ -130,11 +152,17 @@ class VideoTextModel(nn.Module):
         with torch.no_grad():
             if self.sparc_config.model_type == "clip":
                 sources = ((self.local_text, hf.text_projection), (self.local_vision, hf.visual_projection))
+            elif self.sparc_config.model_type == "xclip":  # X-CLIP's own patch projection (prompt generator input)
+                sources = (
+                    (self.local_text, hf.text_projection),
+                    (self.local_vision, hf.prompts_visual_projection.t()),
+                )
             else:
                 sources = ((self.local_text, hf.text_model.head), (self.local_vision, None))
             for head, source in sources:
-                if source is not None and source.weight.shape == head.weight.shape:
-                    head.weight.copy_(source.weight)
+                weight = getattr(source, "weight", source)
+                if weight is not None and weight.shape == head.weight.shape:
+                    head.weight.copy_(weight)
                 elif head.weight.shape[0] == head.weight.shape[1]:
                     head.weight.copy_(torch.eye(head.weight.shape[0]))
 
@@ -164,7 +192,7 @@ class VideoTextModel(nn.Module):
         need_layers = with_tokens and self.sparc_config.local_layer != "before_projector"
         out = hf.text_model(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=need_layers)
         pooled = out.pooler_output
-        embeds = hf.text_projection(pooled) if self.sparc_config.model_type == "clip" else pooled
+        embeds = hf.text_projection(pooled) if self.sparc_config.model_type in ("clip", "xclip") else pooled
         if not with_tokens:
             return embeds, None
         if self.sparc_config.local_layer == "before_projector":
@@ -173,33 +201,86 @@ class VideoTextModel(nn.Module):
             states = self._pick_layers(out.hidden_states, "text")
         return embeds, [self.local_text(s) for s in states]
 
+    def fit_frames(self, pixel_values: torch.Tensor, frame_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        r"""X-CLIP takes exactly ``vision_config.num_frames`` frames: each clip's valid frames are resampled uniformly
+        to that count (repeated when shorter, subsampled when longer). Other models: unchanged."""
+        if self.sparc_config.model_type != "xclip":
+            return pixel_values, frame_mask
+        target = self.hf.config.vision_config.num_frames
+        if pixel_values.size(1) == target and bool(frame_mask.all()):
+            return pixel_values, frame_mask
+        counts = frame_mask.sum(1).clamp(min=1)
+        index = (torch.arange(target, device=counts.device)[None] * counts[:, None]) // target  # (N, target)
+        fitted = pixel_values[torch.arange(pixel_values.size(0), device=counts.device)[:, None], index]
+        return fitted, torch.ones(fitted.shape[:2], dtype=torch.bool, device=frame_mask.device)
+
     def encode_frames(
         self, pixel_values: torch.Tensor, frame_mask: torch.Tensor, with_patches: bool = False
     ) -> tuple[torch.Tensor, list[torch.Tensor] | None]:
         r"""``(N, T, C, H, W)`` frames -> ``(N, D)`` video embeddings and, with ``with_patches``, the local patch
-        features ``[(N, T * p, D_local)]`` (one entry per layer of ``local_layer``)."""
+        features ``[(N, T * p, D_local)]`` (one entry per layer of ``local_layer``; X-CLIP: ``T`` = its
+        ``num_frames``, see :meth:`fit_frames`)."""
+        video, patches, _ = self.encode_video_features(pixel_values, frame_mask, with_patches)
+        return video, patches
+
+    def encode_video_features(
+        self, pixel_values: torch.Tensor, frame_mask: torch.Tensor, with_patches: bool = False
+    ) -> tuple[torch.Tensor, list[torch.Tensor] | None, torch.Tensor | None]:
+        r""":meth:`encode_frames` plus, for X-CLIP, the ``(N, P, D)`` frame-averaged projected patch features its
+        prompt generator attends to (``None`` for the other models)."""
         hf = self.hf
+        kind = self.sparc_config.model_type
+        pixel_values, frame_mask = self.fit_frames(pixel_values, frame_mask)
         n, t = pixel_values.shape[:2]
         need_layers = with_patches and self.sparc_config.local_layer != "before_projector"
         out = hf.vision_model(pixel_values=pixel_values.flatten(0, 1), output_hidden_states=need_layers)
-        if self.sparc_config.model_type == "clip":
-            frame_emb = hf.visual_projection(out.pooler_output)
+        prompt_visual = None
+        if kind == "xclip":
+            frame_emb = hf.visual_projection(out.pooler_output).view(n, t, -1)
+            video = hf.mit(frame_emb).pooler_output
+            normed = hf.prompts_visual_layernorm(out.last_hidden_state[:, 1:])
+            prompt_visual = (normed @ hf.prompts_visual_projection).view(n, t, -1, video.size(-1)).mean(1)
         else:
-            frame_emb = out.pooler_output
-        frame_emb = frame_emb.view(n, t, -1)
-        video = (
-            self.temporal(frame_emb, frame_mask) if self.temporal is not None else masked_mean(frame_emb, frame_mask)
-        )
+            frame_emb = hf.visual_projection(out.pooler_output) if kind == "clip" else out.pooler_output
+            frame_emb = frame_emb.view(n, t, -1)
+            video = (
+                self.temporal(frame_emb, frame_mask)
+                if self.temporal is not None
+                else masked_mean(frame_emb, frame_mask)
+            )
         if not with_patches:
-            return video, None
+            return video, None, prompt_visual
         if self.sparc_config.local_layer == "before_projector":
             last = out.last_hidden_state
-            states = [hf.vision_model.post_layernorm(last) if self.sparc_config.model_type == "clip" else last]
+            if kind == "clip":
+                states = [hf.vision_model.post_layernorm(last)]
+            elif kind == "xclip":
+                states = [torch.cat([last[:, :1], hf.prompts_visual_layernorm(last[:, 1:])], dim=1)]
+            else:
+                states = [last]
         else:
             states = self._pick_layers(out.hidden_states, "vision")
-        skip = 1 if self.sparc_config.model_type == "clip" else 0  # CLIP's CLS token is no patch
+        skip = 0 if kind == "siglip" else 1  # the CLS token is no patch
         patches = [self.local_vision(s[:, skip:]).reshape(n, -1, self.sparc_config.local_dim) for s in states]
-        return video, patches
+        return video, patches, prompt_visual
+
+    def similarity(
+        self, text_emb: torch.Tensor, video_emb: torch.Tensor, prompt_visual: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        r"""``(B, N)`` cosine similarity of every caption with every video (multiply by ``exp(logit_scale)`` for the
+        model's logits).
+
+        CLIP / SigLIP: cosine of the independent embeddings. X-CLIP: ``XCLIPModel.forward``'s own composition: each
+        caption embedding plus the prompt generator's residual computed against each video's patch features
+        (``prompt_visual`` from :meth:`encode_video_features`), then the cosine with that video's embedding.
+        """
+        if self.sparc_config.model_type != "xclip":
+            return F.normalize(text_emb, dim=-1) @ F.normalize(video_emb, dim=-1).t()
+        if prompt_visual is None:
+            raise ValueError("X-CLIP similarity needs the videos' prompt features (encode_video_features)")
+        text = text_emb.unsqueeze(0).expand(video_emb.size(0), -1, -1)  # (N, B, D)
+        text = F.normalize(text + self.hf.prompts_generator(text, prompt_visual), dim=-1)
+        return torch.einsum("nd,nbd->bn", F.normalize(video_emb, dim=-1), text)
 
     def _pick_layers(self, hidden_states: tuple[torch.Tensor, ...], tower: str) -> list[torch.Tensor]:
         r"""``after_embedding``: the embedding output; ``all_layers``: K = min(text, vision layers) layers, layer
@@ -237,13 +318,20 @@ class VideoTextModel(nn.Module):
         args = self.loss_args
         use_local = args.sparc_local_weight > 0
         need_features = use_local or args.sparc_token_collapse_weight > 0 or args.sparc_patch_collapse_weight > 0
+        pixel_values, frame_mask = self.fit_frames(pixel_values, frame_mask)
         text_emb, tokens = self.encode_text(input_ids, attention_mask, with_tokens=need_features)
-        video_emb, patches = self.encode_frames(pixel_values, frame_mask, with_patches=need_features)
+        video_emb, patches, prompt_visual = self.encode_video_features(
+            pixel_values, frame_mask, with_patches=need_features
+        )
         scale = self.logit_scale
         if args.sparc_max_logit_scale is not None:
             scale = scale.clamp(max=args.sparc_max_logit_scale)
         groups = video_index if args.sparc_global_loss == "multi_positive" else None
-        loss_global = global_contrastive_loss(text_emb, video_emb[video_index], scale, groups)
+        if self.sparc_config.model_type == "xclip":  # pairwise logits: caption i vs the video of caption j
+            logits = scale.exp() * self.similarity(text_emb, video_emb, prompt_visual)[:, video_index]
+            loss_global = contrastive_loss_from_logits(logits, groups)
+        else:
+            loss_global = global_contrastive_loss(text_emb, video_emb[video_index], scale, groups)
         out = {"loss_global": loss_global, "temperature": (-scale).exp().detach()}
         loss = args.sparc_global_weight * loss_global
         if need_features:
@@ -342,8 +430,8 @@ def model_type_of(hf_model: nn.Module) -> str:
     model_type = getattr(hf_model.config, "model_type", "")
     if model_type not in SUPPORTED_MODEL_TYPES:
         raise ValueError(
-            f"`stage: sparc_align` needs a CLIP or SigLIP dual encoder (model_type clip / siglip), got model_type "
-            f"`{model_type}`. Point `model_name_or_path` at e.g. openai/clip-vit-base-patch16."
+            f"`stage: sparc_align` needs a CLIP, SigLIP or X-CLIP model (model_type clip / siglip / xclip), got "
+            f"model_type `{model_type}`. Point `model_name_or_path` at e.g. openai/clip-vit-base-patch16."
         )
     return model_type
 
@@ -367,23 +455,31 @@ class DualEncoder:
         return {k: v.to(self.device) for k, v in enc.items() if k in ("input_ids", "attention_mask")}
 
     def frames(self, path: str) -> list[Any]:
+        r"""The frames the model sees (X-CLIP: resampled to its ``num_frames``, :meth:`VideoTextModel.fit_frames`)."""
         from ..data.frames import load_video_frames
 
         c = self.config
-        return load_video_frames(path, c.video_fps, c.video_maxlen, c.video_max_pixels, c.video_min_pixels)
+        frames = load_video_frames(path, c.video_fps, c.video_maxlen, c.video_max_pixels, c.video_min_pixels)
+        if c.model_type == "xclip":
+            target = self.model.hf.config.vision_config.num_frames
+            frames = [frames[i * len(frames) // target] for i in range(target)]
+        return frames
 
     def pixel_values(self, frames: list[Any]) -> torch.Tensor:
         return self.image_processor(images=frames, return_tensors="pt")["pixel_values"].to(self.device)
 
     @torch.no_grad()
     def encode_texts(self, texts: list[str]) -> torch.Tensor:
-        r"""``(N, D)`` L2-normalised caption embeddings."""
+        r"""``(N, D)`` L2-normalised caption embeddings (CLIP / SigLIP; X-CLIP has none, use :meth:`score`)."""
+        if self.config.model_type == "xclip":
+            raise ValueError(NO_TEXT_EMBEDDING)
         emb, _ = self.model.encode_text(**self.tokenize(texts))
         return F.normalize(emb.float(), dim=-1).cpu()
 
     @torch.no_grad()
     def encode_video(self, path: str) -> torch.Tensor:
-        r"""``(D,)`` L2-normalised embedding of the video at ``path``."""
+        r"""``(D,)`` L2-normalised embedding of the video at ``path`` (X-CLIP: the ``mit`` output, which it compares
+        with video-conditioned caption embeddings only, see :meth:`score`)."""
         pixels = self.pixel_values(self.frames(path))[None]
         mask = torch.ones(pixels.shape[:2], dtype=torch.bool, device=self.device)
         emb, _ = self.model.encode_frames(pixels, mask)
@@ -391,8 +487,13 @@ class DualEncoder:
 
     @torch.no_grad()
     def score(self, path: str, texts: list[str]) -> list[tuple[str, float, float]]:
-        r"""``[(caption, cosine, logit)]`` ranked best first; logit = ``exp(logit_scale) * cosine``."""
-        cosine = self.encode_texts(texts) @ self.encode_video(path)
+        r"""``[(caption, cosine, logit)]`` ranked best first; logit = ``exp(logit_scale) * cosine``. Works for every
+        model type (X-CLIP: each caption conditioned on this video, :meth:`VideoTextModel.similarity`)."""
+        pixels = self.pixel_values(self.frames(path))[None]
+        mask = torch.ones(pixels.shape[:2], dtype=torch.bool, device=self.device)
+        video, _, prompt_visual = self.model.encode_video_features(pixels, mask)
+        text, _ = self.model.encode_text(**self.tokenize(texts))
+        cosine = self.model.similarity(text, video, prompt_visual)[:, 0].float().cpu()
         scale = float(self.model.logit_scale.exp())
         rows = [(text, float(c), float(c) * scale) for text, c in zip(texts, cosine)]
         return sorted(rows, key=lambda row: -row[1])

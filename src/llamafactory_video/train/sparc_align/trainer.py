@@ -5,7 +5,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from typing_extensions import override
 
 from ..._logging import get_logger
@@ -49,7 +48,7 @@ class SparcAlignTrainer(VideoStageTrainer):
     @torch.no_grad()
     def retrieval_scores(self, dataset) -> tuple[np.ndarray, np.ndarray]:
         r"""``(similarity (captions, videos), caption_to_video)`` over ``dataset``: every caption against every
-        distinct video."""
+        distinct video (cosines from the model's :meth:`similarity`: pairwise through the model for X-CLIP)."""
         model = self.accelerator.unwrap_model(self.model)
         was_training = model.training
         model.eval()
@@ -64,7 +63,7 @@ class SparcAlignTrainer(VideoStageTrainer):
             caption_to_video.append(keys[key])
         device = self.args.device
         batch = max(1, self.args.per_device_eval_batch_size)
-        video_emb = []
+        video_emb, prompt_visual = [], []
         for start in range(0, len(paths), batch):
             clips = [collator.video_tensor(path) for path in paths[start : start + batch]]
             frames = max(c.size(0) for c in clips)
@@ -72,8 +71,9 @@ class SparcAlignTrainer(VideoStageTrainer):
             mask = torch.zeros((len(clips), frames), dtype=torch.bool)
             for j, c in enumerate(clips):
                 pixels[j, : c.size(0)], mask[j, : c.size(0)] = c, True
-            emb, _ = model.encode_frames(pixels.to(device), mask.to(device))
-            video_emb.append(F.normalize(emb.float(), dim=-1).cpu())
+            emb, _, visual = model.encode_video_features(pixels.to(device), mask.to(device))
+            video_emb.append(emb)
+            prompt_visual.append(visual)
         text_emb = []
         rows = list(range(len(dataset)))
         for start in range(0, len(rows), batch):
@@ -86,9 +86,13 @@ class SparcAlignTrainer(VideoStageTrainer):
                 ids[j, : len(f["input_ids"])] = torch.tensor(f["input_ids"])
                 att[j, : len(f["input_ids"])] = 1
             emb, _ = model.encode_text(ids.to(device), att.to(device))
-            text_emb.append(F.normalize(emb.float(), dim=-1).cpu())
+            text_emb.append(emb)
+        texts = torch.cat(text_emb)
+        similarity = torch.cat(
+            [model.similarity(texts, video, visual).float().cpu() for video, visual in zip(video_emb, prompt_visual)],
+            dim=1,
+        ).numpy()
         model.train(was_training)
-        similarity = (torch.cat(text_emb) @ torch.cat(video_emb).t()).numpy()
         return similarity, np.asarray(caption_to_video)
 
     @override

@@ -67,9 +67,15 @@ def build_backbone(model_args: Any, finetuning_args: Any, is_trainable: bool):
         logger.info_rank0(f"LoRA rank {finetuning_args.lora_rank} on modules matching {target}.")
     else:
         hf = backbone
-        frozen = {
+        frozen = {  # X-CLIP's frame integration and patch projection belong to its vision tower
             "text_model": ("text_model", "text_projection"),
-            "vision_model": ("vision_model", "visual_projection"),
+            "vision_model": (
+                "vision_model",
+                "visual_projection",
+                "mit",
+                "prompts_visual_layernorm",
+                "prompts_visual_projection",
+            ),
         }
         for tower, names in frozen.items():
             if tower not in trainable:
