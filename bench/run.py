@@ -40,9 +40,6 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 DEFAULT_RESULTS_DIR = os.path.join(HERE, "results")
 DEFAULT_DOCS = os.path.join(REPO, "docs", "benchmarks.md")
-NOT_BUILT = {
-    "sparc_align": "stage `sparc_align` is not built yet: no benchmark until it exists",
-}
 #: model sizes of the CPU training-step benchmarks, (hidden, layers), at the realistic 151,936-token vocabulary
 ACTION_CLS_SIZES = ((64, 2), (256, 4), (512, 4))
 SCST_SIZES = ((64, 2), (256, 4))
@@ -386,14 +383,19 @@ def bench_fastslow_ar(ctx: Context) -> dict[str, Any]:
     return {"summary": {"variants": variants}, "raw": raws}
 
 
-def not_built(name: str) -> Callable[[Context], dict[str, Any]]:
-    """A benchmark entry for a stage that does not exist yet: no numbers."""
-
-    def bench(ctx: Context) -> dict[str, Any]:
-        return {"status": "not built yet", "reason": NOT_BUILT[name]}
-
-    bench.__doc__ = NOT_BUILT[name]
-    return bench
+def bench_sparc_align(ctx: Context) -> dict[str, Any]:
+    """``sparc_align``: the vectorised SPARC local loss vs a naive per-sample loop (forward + backward)."""
+    raw = run_script(ctx, "sparc_loss.py", ["--quick"] if ctx.quick else [], "sparc_loss")
+    sizes = {
+        label: {
+            "vectorised_ms": stat(row["vectorised_s"], 1000.0),
+            "naive_ms": stat(row["naive_s"], 1000.0),
+            "ratio_naive_over_vectorised": row["ratio_naive_over_vectorised"],
+            "max_abs_diff": row["max_abs_diff"],
+        }
+        for label, row in raw["sizes"].items()
+    }
+    return {"summary": {"sizes": sizes}, "raw": raw}
 
 
 BENCHMARKS: dict[str, Callable[[Context], dict[str, Any]]] = {
@@ -403,7 +405,7 @@ BENCHMARKS: dict[str, Callable[[Context], dict[str, Any]]] = {
     "scst_step": bench_scst_step,
     "decode": bench_decode,
     "gpu": bench_gpu,
-    "sparc_align": not_built("sparc_align"),
+    "sparc_align": bench_sparc_align,
     "fastslow_ar": bench_fastslow_ar,
 }
 
@@ -641,11 +643,19 @@ def render_markdown(results: dict[str, Any]) -> str:
                     f"{_x(r.get('video_tokens'))} | {_x(r.get('step_time'))} | {_x(r.get('step_cpu_time'))} | "
                     f"{_x(r.get('peak_memory'))} |"
                 )
+    s = head("sparc_align", "SPARC local loss (`bench/sparc_loss.py`)")
+    if s:
+        lines += [
+            "| B / L / P / D | vectorised (ms) | naive loop (ms) | naive / vectorised | max abs diff |",
+            "|---|---|---|---|---|",
+        ]
+        for label, row in s["sizes"].items():
+            lines.append(
+                f"| {label} | {_ms(row['vectorised_ms'], 2)} | {_ms(row['naive_ms'], 2)} | "
+                f"{row['ratio_naive_over_vectorised']:.1f} | {row['max_abs_diff']:.1e} |"
+            )
         lines.append("")
 
-    missing = [name for name in NOT_BUILT if name in entries]
-    if missing:
-        lines += ["#### Not built yet", "", "; ".join(f"`{name}`: {entries[name]['reason']}" for name in missing), ""]
     return "\n".join(lines).rstrip() + "\n"
 
 

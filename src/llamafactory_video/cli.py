@@ -77,6 +77,8 @@ COMMANDS: dict[str, Command] = {
     "subtitle-prompt": _lazy("llamafactory_video.tools.subtitle_prompt"),
     "transcribe": _lazy("llamafactory_video.tools.transcribe"),
     "long-qa": _lazy("llamafactory_video.tools.long_qa"),
+    "score": _lazy("llamafactory_video.tools.sparc_score"),
+    "attention-map": _lazy("llamafactory_video.tools.attention_map"),
 }
 
 

@@ -6,6 +6,7 @@ across them, so each stage's keys carry the stage's prefix and live in a mixin t
 swaps that subclass into the host parser; nothing else changes for the stock stages.
 """
 
+import os
 import sys
 import typing
 from dataclasses import dataclass, field
@@ -294,10 +295,142 @@ class FastslowArArguments:
                 )
 
 
+@dataclass
+class SparcAlignArguments:
+    r"""Keys of the ``sparc_align`` stage (seed 002): video-text contrastive fine-tuning of a CLIP / SigLIP dual
+    encoder with a global loss plus the SPARC fine-grained token-to-patch loss."""
+
+    sparc_global_loss: Literal["infonce", "multi_positive"] = field(
+        default="multi_positive",
+        metadata={
+            "help": "Global loss: `infonce` (CLIP's symmetric InfoNCE, every other caption is a negative) or "
+            "`multi_positive` (captions of the same video in the batch are positives, not negatives)."
+        },
+    )
+    sparc_global_weight: float = field(default=1.0, metadata={"help": "Weight of the global loss."})
+    sparc_local_weight: float = field(
+        default=1.0, metadata={"help": "Weight of the SPARC local loss (0 turns it off)."}
+    )
+    sparc_local_layer: Literal["before_projector", "after_embedding", "all_layers"] = field(
+        default="before_projector",
+        metadata={
+            "help": "Where the local loss reads token / patch features: `before_projector` (last layer, the seed's "
+            "winner), `after_embedding` (embedding output) or `all_layers` (every layer, weights 0.1 -> 1)."
+        },
+    )
+    sparc_sparsity_threshold: Optional[float] = field(
+        default=None,
+        metadata={"help": "Alignment weights below this (after min-max over patches) are zeroed. Default 1/P."},
+    )
+    sparc_keep_patches: Optional[int] = field(
+        default=None,
+        metadata={
+            "help": "Keep only the top-k patches per token instead of thresholding (the seed kept 36 of 2356). "
+            "Exclusive with sparc_sparsity_threshold."
+        },
+    )
+    sparc_local_temperature: Optional[float] = field(
+        default=None,
+        metadata={"help": "Temperature of the local token-vs-token logits. Default: the learned global temperature."},
+    )
+    sparc_language_mask: bool = field(
+        default=True,
+        metadata={
+            "help": "Drop tokens of words without visual content (stop words) from the local loss; padding and "
+            "special tokens are always dropped."
+        },
+    )
+    sparc_stop_words: Optional[str] = field(
+        default=None,
+        metadata={"help": "Text file with one stop word per line, replacing the built-in list of the language mask."},
+    )
+    sparc_token_collapse_weight: float = field(
+        default=0.0,
+        metadata={"help": "Weight of the penalty on mean token-token cosine similarity (collapse guard, seed 1.3)."},
+    )
+    sparc_patch_collapse_weight: float = field(
+        default=0.0,
+        metadata={"help": "Weight of the penalty on mean patch-patch cosine similarity (collapse guard, seed 1.3)."},
+    )
+    sparc_batch_grouping: Literal["random", "group", "separate"] = field(
+        default="random",
+        metadata={
+            "help": "Training batches: `random`, `group` (captions of a video side by side, so they share batches) "
+            "or `separate` (at most one caption per video in a batch)."
+        },
+    )
+    sparc_aggregation: Literal["mean", "transformer"] = field(
+        default="mean",
+        metadata={
+            "help": "Temporal aggregation of the per-frame embeddings: `mean`, or `transformer` (a residual "
+            "one-layer transformer over the frames, zero-initialised so it starts as the mean)."
+        },
+    )
+    sparc_freeze_text_tower: bool = field(
+        default=False, metadata={"help": "Freeze the text tower (text encoder and its projection)."}
+    )
+    sparc_freeze_vision_tower: bool = field(
+        default=False,
+        metadata={
+            "help": "Freeze the vision tower (vision encoder and its projection). The host's `freeze_vision_tower` "
+            "(default true, meant for MLLMs) does not apply to this stage."
+        },
+    )
+    sparc_max_logit_scale: float = field(
+        default=4.6052,
+        metadata={"help": "Upper clamp of the learned log inverse temperature (CLIP's ln 100)."},
+    )
+    sparc_text_max_length: Optional[int] = field(
+        default=None,
+        metadata={"help": "Caption length limit in tokens. Default: the tokenizer's model_max_length (77 for CLIP)."},
+    )
+
+    def validate(self) -> None:
+        for key in (
+            "sparc_global_weight",
+            "sparc_local_weight",
+            "sparc_token_collapse_weight",
+            "sparc_patch_collapse_weight",
+        ):
+            if getattr(self, key) < 0:
+                raise ValueError(f"`{key}` must be >= 0, got {getattr(self, key)}.")
+        if self.sparc_global_weight == 0 and self.sparc_local_weight == 0:
+            raise ValueError("`sparc_global_weight` and `sparc_local_weight` are both 0: set at least one above 0.")
+        if self.sparc_sparsity_threshold is not None and self.sparc_keep_patches is not None:
+            raise ValueError(
+                "Set either `sparc_sparsity_threshold` (a fraction) or `sparc_keep_patches` (top-k), not both."
+            )
+        if self.sparc_sparsity_threshold is not None and not 0.0 <= self.sparc_sparsity_threshold <= 1.0:
+            raise ValueError(
+                f"`sparc_sparsity_threshold` is compared with min-max normalised similarities, so it must be in "
+                f"[0, 1]; got {self.sparc_sparsity_threshold}. Omit it for SPARC's 1/P."
+            )
+        if self.sparc_keep_patches is not None and self.sparc_keep_patches < 1:
+            raise ValueError(f"`sparc_keep_patches` must be >= 1, got {self.sparc_keep_patches}.")
+        if self.sparc_local_temperature is not None and self.sparc_local_temperature <= 0:
+            raise ValueError("`sparc_local_temperature` must be > 0 (or omitted to use the learned temperature).")
+        if self.sparc_stop_words is not None and not os.path.isfile(self.sparc_stop_words):
+            raise ValueError(f"`sparc_stop_words` file `{self.sparc_stop_words}` does not exist (one word per line).")
+        if self.sparc_text_max_length is not None and self.sparc_text_max_length < 2:
+            raise ValueError("`sparc_text_max_length` must be at least 2 (start and end tokens).")
+        finetuning_type = getattr(self, "finetuning_type", "full")
+        if finetuning_type not in ("full", "lora"):
+            raise ValueError(
+                f"`stage: sparc_align` trains with `finetuning_type: full` or `lora`, got `{finetuning_type}`. "
+                "To train one tower only, use `full` with `sparc_freeze_text_tower` / `sparc_freeze_vision_tower`."
+            )
+        if self.sparc_freeze_text_tower and self.sparc_freeze_vision_tower and finetuning_type == "lora":
+            raise ValueError(
+                "Both towers are frozen, so LoRA has nothing to adapt: unfreeze one tower "
+                "(`sparc_freeze_text_tower: false` or `sparc_freeze_vision_tower: false`)."
+            )
+
+
 STAGE_ARGUMENT_CLASSES: dict[str, type] = {
     "action_cls": ActionClsArguments,
     "scst": ScstArguments,
     "fastslow_ar": FastslowArArguments,
+    "sparc_align": SparcAlignArguments,
 }
 """Stage -> its argument mixin; only mixins of registered stages join the host's arguments."""
 

@@ -69,6 +69,14 @@ STAGES: dict[str, StageSpec] = {
             host_data_stage="sft",
             docs="docs/stages/fastslow_ar.md",
         ),
+        StageSpec(
+            name="sparc_align",
+            label="Video-Text Alignment (SPARC)",
+            workflow="llamafactory_video.train.sparc_align.workflow:run_sparc_align",
+            processor="llamafactory_video.data.processor:SparcAlignDatasetProcessor",
+            extra_columns=("captions", "video_id"),
+            docs="docs/stages/sparc_align.md",
+        ),
     )
 }
 

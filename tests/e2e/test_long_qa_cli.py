@@ -27,7 +27,13 @@ def test_long_qa_retrieves_the_segment_and_reuses_the_index(tiny_qwen2vl, tmp_pa
     segments = make_long_video(video, segments=4, seconds_per_segment=4.0, fps=4)
     index_dir = str(tmp_path / "index")
     results, log = _long_qa(
-        tiny_qwen2vl, video, index_dir, "--question", "Where does the blue triangle go?", "--question", "yellow diamond?"
+        tiny_qwen2vl,
+        video,
+        index_dir,
+        "--question",
+        "Where does the blue triangle go?",
+        "--question",
+        "yellow diamond?",
     )
     first, second = results
     assert [c["start"] for c in first["clips"]][0] == segments[2]["start"] == 8.0

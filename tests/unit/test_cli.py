@@ -43,3 +43,30 @@ def test_add_subtitles_reports_a_missing_dataset(tmp_path, capsys):
     (tmp_path / "dataset_info.json").write_text('{"a": {"file_name": "a.json"}}')
     assert main(["add-subtitles", "--dataset-dir", str(tmp_path), "--dataset", "b"]) == 1
     assert "dataset_info.json: no dataset 'b' (registered: a)" in capsys.readouterr().err
+
+
+def test_sparc_commands_are_listed_without_importing_them():
+    from llamafactory_video.cli import COMMANDS
+
+    assert "score" in COMMANDS and "attention-map" in COMMANDS
+    assert "rank candidate captions" in COMMANDS["score"][0]
+    assert "token-to-patch" in COMMANDS["attention-map"][0]
+
+
+def test_score_rejects_missing_files(tmp_path, capsys):
+    from llamafactory_video.cli import main
+
+    texts = tmp_path / "t.txt"
+    texts.write_text("a red square\n", encoding="utf-8")
+    assert main(["score", "--model", str(tmp_path), "--video", str(tmp_path / "nope.mp4"), "--texts", str(texts)]) == 2
+    assert "--video" in capsys.readouterr().err
+    empty = tmp_path / "e.txt"
+    empty.write_text("# only a comment\n\n", encoding="utf-8")
+    video = tmp_path / "v.mp4"
+    video.write_bytes(b"")
+    assert main(["score", "--model", str(tmp_path), "--video", str(video), "--texts", str(empty)]) == 2
+    assert "no caption" in capsys.readouterr().err
+    assert (
+        main(["attention-map", "--model", str(tmp_path), "--video", str(video), "--text", " ", "--output", "x.png"])
+        == 2
+    )

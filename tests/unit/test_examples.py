@@ -18,6 +18,8 @@ def test_examples_exist():
         "examples/demo/scst_tiny.yaml",
         "examples/train_lora/qwen2_5vl_action_cls_ucf101.yaml",
         "examples/train_lora/qwen2_5vl_scst_msrvtt.yaml",
+        "examples/demo/sparc_align_tiny.yaml",
+        "examples/train_full/clip_sparc_align.yaml",
     } <= names
 
 

@@ -196,7 +196,7 @@ def test_llamaboard_stage_table():
 def test_registry_lists_only_built_stages():
     from llamafactory_video.registry import STAGES
 
-    assert set(STAGES) == {"action_cls", "scst", "fastslow_ar"}  # sparc_align appears only once built
+    assert set(STAGES) == {"action_cls", "scst", "sparc_align", "fastslow_ar"}
     for spec in STAGES.values():
         assert callable(spec.load_workflow())
         assert bool(spec.processor) != bool(spec.host_data_stage)  # exactly one way to process its data

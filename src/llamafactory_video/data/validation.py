@@ -10,7 +10,10 @@ logger = get_logger(__name__)
 MAX_LISTED = 20
 
 
-def handle_problem_samples(dataset: Any, split: str, mode: str, dataset_dir: str) -> Any:
+DEFAULT_HINT = "Fix them, or set `action_invalid_samples: skip` to drop and count them."
+
+
+def handle_problem_samples(dataset: Any, split: str, mode: str, dataset_dir: str, hint: str = DEFAULT_HINT) -> Any:
     r"""Raise a ``ValueError`` listing every bad sample (``mode='error'``), or drop them (``'skip'``)."""
     if dataset is None or "problem" not in dataset.column_names:
         return dataset
@@ -40,18 +43,19 @@ def handle_problem_samples(dataset: Any, split: str, mode: str, dataset_dir: str
         )
     raise ValueError(
         f"{len(problems)} of {len(dataset)} {split} samples cannot train (data in {dataset_dir}; {summary}):\n"
-        f"{listed}{more}\nFix them, or set `action_invalid_samples: skip` to drop and count them."
+        f"{listed}{more}\n{hint}"
     )
 
 
-def check_dataset_module(dataset_module: dict, mode: str, dataset_dir: str) -> dict:
+def check_dataset_module(dataset_module: dict, mode: str, dataset_dir: str, hint: str = DEFAULT_HINT) -> dict:
     r"""Apply :func:`handle_problem_samples` to the train and eval splits (one dataset or a dict of them)."""
     for key in ("train_dataset", "eval_dataset"):
         split = dataset_module.get(key)
         if isinstance(split, dict):
             dataset_module[key] = {
-                name: handle_problem_samples(ds, f"{key}[{name}]", mode, dataset_dir) for name, ds in split.items()
+                name: handle_problem_samples(ds, f"{key}[{name}]", mode, dataset_dir, hint)
+                for name, ds in split.items()
             }
         elif split is not None:
-            dataset_module[key] = handle_problem_samples(split, key.split("_")[0], mode, dataset_dir)
+            dataset_module[key] = handle_problem_samples(split, key.split("_")[0], mode, dataset_dir, hint)
     return dataset_module

@@ -34,6 +34,7 @@ __all__ = [
     "action_classes",
     "encoder_for",
     "make_action_dataset",
+    "make_alignment_dataset",
     "render_clip",
     "write_video",
 ]
@@ -492,4 +493,132 @@ def make_caption_dataset(
         "num_test": counts["test"],
         "references": [caption_references(a) for a in classes],
         "categories": list(_CAPTION_CATEGORIES),
+    }
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Video-text alignment (stage sparc_align): a coloured shape at a named position; captions name colour, shape and
+# position, so a caption's content words each point at a part of the frame.
+ALIGNMENT_COLOURS: tuple[tuple[str, tuple[int, int, int]], ...] = _COLOURS[:4]
+ALIGNMENT_SHAPES: tuple[str, ...] = ("square", "circle")
+#: (phrase, (x, y) centre as a fraction of the frame size)
+ALIGNMENT_POSITIONS: tuple[tuple[str, tuple[float, float]], ...] = (
+    ("on the left", (0.25, 0.5)),
+    ("on the right", (0.75, 0.5)),
+    ("at the top", (0.5, 0.25)),
+    ("at the bottom", (0.5, 0.75)),
+)
+_ALIGNMENT_TEMPLATES = ("a {colour} {shape} {position}", "the {shape} {position} is {colour}")
+
+
+def alignment_captions(colour: str, shape: str, position: str) -> list[str]:
+    """The captions of one alignment clip, e.g. ``["a red square on the left", "the square on the left is red"]``."""
+    return [t.format(colour=colour, shape=shape, position=position) for t in _ALIGNMENT_TEMPLATES]
+
+
+def render_alignment_clip(
+    rgb: tuple[int, int, int],
+    shape: str,
+    centre: tuple[float, float],
+    rng: np.random.Generator,
+    size: int = 32,
+    num_frames: int = 8,
+) -> np.ndarray:
+    """``(num_frames, size, size, 3)`` uint8: ``shape`` in colour ``rgb`` near ``centre`` (fractions of the frame),
+    drifting by a few pixels, radius and colour jittered, over a noisy dark background."""
+    radius = float(rng.uniform(0.14, 0.18)) * size
+    colour = np.clip(np.asarray(rgb, dtype=np.float32) + rng.uniform(-20, 20, size=3), 0, 255)
+    cx0 = centre[0] * size + rng.uniform(-0.04, 0.04) * size
+    cy0 = centre[1] * size + rng.uniform(-0.04, 0.04) * size
+    drift = rng.uniform(-0.05, 0.05, size=2) * size
+    background = float(rng.uniform(20, 60))
+    ys, xs = np.mgrid[0:size, 0:size].astype(np.float32)
+    steps = max(1, num_frames - 1)
+    frames = np.empty((num_frames, size, size, 3), dtype=np.uint8)
+    for t in range(num_frames):
+        cx, cy = cx0 + drift[0] * t / steps, cy0 + drift[1] * t / steps
+        frame = background + rng.normal(0.0, 8.0, size=(size, size, 3))
+        frame[_shape_mask(shape, xs - cx, ys - cy, radius)] = colour
+        frames[t] = np.clip(frame, 0, 255).astype(np.uint8)
+    return frames
+
+
+def make_alignment_dataset(
+    output_dir: str | os.PathLike[str],
+    train_per_combo: int = 3,
+    num_test: int = 16,
+    fmt: str = "mp4",
+    size: int = 32,
+    num_frames: int = 8,
+    fps: float = 4,
+    seed: int = 0,
+    prefix: str = "synth_align",
+) -> dict[str, Any]:
+    """Write a synthetic video-text alignment dataset (stage ``sparc_align``) in both supported layouts.
+
+    Every (colour, shape, position) combination (4 x 2 x 4 = 32) is rendered ``train_per_combo`` times for
+    training; the test split renders ``num_test`` (<= 32) *distinct* combinations, so each test caption has exactly
+    one right video (text-to-video chance R@1 = 1 / num_test). Files under ``output_dir``:
+
+    * ``<prefix>_train.json``: one row per video with a list of captions (alpaca layout,
+      ``{"instruction": "<video>", "videos": [...], "captions": [...]}``);
+    * ``<prefix>_test.json``: one caption per row with a ``video_id`` (``{"instruction": "<video>", "output":
+      caption, "videos": [...], "video_id": ...}``);
+    * ``videos/``: the clips; ``dataset_info.json``: entries ``<prefix>_train`` / ``<prefix>_test`` (merged).
+
+    Returns:
+        a dict with ``output_dir``, ``train_dataset``, ``test_dataset``, ``num_train_videos``, ``num_train_captions``,
+        ``num_test_videos``, ``num_test_captions`` and ``test_items`` (``[{"video": abs path, "captions": [...]}]``).
+    """
+    combos = [(c, s, p) for c in ALIGNMENT_COLOURS for s in ALIGNMENT_SHAPES for p in ALIGNMENT_POSITIONS]
+    if not 1 <= num_test <= len(combos):
+        raise ValueError(f"num_test must be in [1, {len(combos)}], got {num_test}")
+    out = Path(output_dir)
+    (out / "videos").mkdir(parents=True, exist_ok=True)
+
+    def clip(split: str, index: int, combo, rng) -> tuple[str, list[str]]:
+        (colour, rgb), shape, (position, centre) = combo
+        rel = f"videos/{prefix}_{split}_{index:04d}.{fmt}"
+        write_video(render_alignment_clip(rgb, shape, centre, rng, size=size, num_frames=num_frames), out / rel, fps)
+        return rel, alignment_captions(colour, shape, position)
+
+    rng = np.random.default_rng([seed, 0])
+    train_rows = []
+    for index, combo in enumerate(combos * train_per_combo):
+        rel, captions = clip("train", index, combo, rng)
+        train_rows.append({"instruction": "<video>", "videos": [rel], "captions": captions})
+    rng = np.random.default_rng([seed, 1])
+    test_rows, test_items = [], []
+    for index, k in enumerate(rng.permutation(len(combos))[:num_test]):
+        rel, captions = clip("test", index, combos[int(k)], rng)
+        test_items.append({"video": str((out / rel).resolve()), "captions": captions})
+        for caption in captions:
+            test_rows.append(
+                {"instruction": "<video>", "output": caption, "videos": [rel], "video_id": f"test{index}"}
+            )
+    _write_json(out / f"{prefix}_train.json", train_rows)
+    _write_json(out / f"{prefix}_test.json", test_rows)
+
+    info_file = out / "dataset_info.json"
+    info: dict[str, Any] = json.loads(info_file.read_text(encoding="utf-8")) if info_file.exists() else {}
+    info[f"{prefix}_train"] = {
+        "file_name": f"{prefix}_train.json",
+        "formatting": "alpaca",
+        "columns": {"prompt": "instruction", "videos": "videos", "captions": "captions"},
+    }
+    info[f"{prefix}_test"] = {
+        "file_name": f"{prefix}_test.json",
+        "formatting": "alpaca",
+        "columns": {"prompt": "instruction", "response": "output", "videos": "videos", "video_id": "video_id"},
+    }
+    _write_json(info_file, info)
+    return {
+        "output_dir": str(out.resolve()),
+        "train_dataset": f"{prefix}_train",
+        "test_dataset": f"{prefix}_test",
+        "num_train_videos": len(train_rows),
+        "num_train_captions": sum(len(r["captions"]) for r in train_rows),
+        "num_test_videos": num_test,
+        "num_test_captions": len(test_rows),
+        "test_items": test_items,
     }

@@ -2,6 +2,7 @@
 
 from .action_cls import ActionClsDatasetProcessor
 from .scst import ScstDatasetProcessor
+from .sparc_align import SparcAlignDatasetProcessor
 
 
-__all__ = ["ActionClsDatasetProcessor", "ScstDatasetProcessor"]
+__all__ = ["ActionClsDatasetProcessor", "ScstDatasetProcessor", "SparcAlignDatasetProcessor"]
