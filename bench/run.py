@@ -643,6 +643,7 @@ def render_markdown(results: dict[str, Any]) -> str:
                     f"{_x(r.get('video_tokens'))} | {_x(r.get('step_time'))} | {_x(r.get('step_cpu_time'))} | "
                     f"{_x(r.get('peak_memory'))} |"
                 )
+        lines.append("")
     s = head("sparc_align", "SPARC local loss (`bench/sparc_loss.py`)")
     if s:
         lines += [
