@@ -144,6 +144,16 @@ def test_save_and_reload_give_the_same_embeddings(assets, tmp_path, finetuning_t
     assert weights["weights"].shape[1:] == (4, 4, 4)
     torch.testing.assert_close(weights["weights"].sum((1, 2, 3)), torch.ones(len(weights["tokens"])))
 
+    # the saved model is the embedding retriever of `llamafactory-video long-qa --embedder-kind sparc_align`
+    from llamafactory_video.tools.long_qa.retrieval import EmbeddingRetriever
+
+    retriever = EmbeddingRetriever.from_path(str(out), kind="sparc_align")
+    docs = ["a red square on the left", "a blue circle"]
+    ranked = retriever.rank("a blue circle", docs)
+    sims = (encoder.encode_texts(docs) @ encoder.encode_texts(["a blue circle"]).T).squeeze(-1)
+    assert [i for i, _ in ranked] == sims.argsort(descending=True).tolist()
+    assert ranked[0][0] == 1  # identical text ranks first
+
 
 def test_validation_messages_say_what_to_do():
     from llamafactory_video.hparams import SparcAlignArguments
