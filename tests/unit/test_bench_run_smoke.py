@@ -120,7 +120,7 @@ def test_run_quick_subset(tmp_path):
     text = docs.read_text()
     assert HAND_WRITTEN in text and "After the markers." in text and "stale table" not in text
     section = text.split("<!-- results:cpu -->")[1].split("<!-- /results:cpu -->")[0]
-    assert "Video decoding" in section and "Not built yet" in section and "`fastslow_ar`" in section
+    assert "Video decoding" in section and "Not built yet" not in section
     assert "SPARC local loss" in section
 
     # --only on an existing file keeps the other benchmarks' entries
@@ -135,7 +135,8 @@ def test_every_stage_has_a_benchmark():
     from llamafactory_video.registry import STAGES
 
     run = _bench_module("run")
-    assert set(STAGES) <= set(run.BENCHMARKS)
+    for stage in STAGES:  # action_cls_step, scst_step, sparc_align, fastslow_ar
+        assert any(name.startswith(stage) for name in run.BENCHMARKS), stage
     assert run.BENCHMARKS["fastslow_ar"] is run.bench_fastslow_ar
     assert run.BENCHMARKS["sparc_align"] is run.bench_sparc_align
     assert set(run.FASTSLOW_SIZES) == {"cpu", "cuda"}
