@@ -32,6 +32,27 @@ class StepMetricsMixin:
         super().log(logs, *args, **kwargs)
 
 
+class HeadCheckpointMixin:
+    r"""For trainers whose model carries a head saved in its own file beside the adapter: restore it (with
+    ``_load_head(checkpoint_dir)``, which the trainer defines) whenever the host Trainer restores the model from a
+    checkpoint. DeepSpeed restores every module parameter itself."""
+
+    def _load_head(self, checkpoint_dir: str) -> None:
+        raise NotImplementedError
+
+    @override
+    def _load_from_checkpoint(self, resume_from_checkpoint: str, model=None):
+        super()._load_from_checkpoint(resume_from_checkpoint, model=model)
+        if not self.is_deepspeed_enabled:
+            self._load_head(resume_from_checkpoint)
+
+    @override
+    def _load_best_model(self):
+        super()._load_best_model()
+        if not self.is_deepspeed_enabled and self.state.best_model_checkpoint:
+            self._load_head(self.state.best_model_checkpoint)
+
+
 class VideoStageTrainer(StepMetricsMixin, Trainer):
     r"""The host's trainer conventions (custom optimizers and schedulers, processor saved with checkpoints) plus
     the per-step metrics of :class:`StepMetricsMixin`."""

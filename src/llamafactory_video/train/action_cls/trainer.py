@@ -24,7 +24,7 @@ from ...model.action_head import (
     load_action_head_files,
     save_action_head,
 )
-from ..trainer_utils import VideoStageTrainer
+from ..trainer_utils import HeadCheckpointMixin, VideoStageTrainer
 
 
 logger = get_logger(__name__)
@@ -68,7 +68,7 @@ class ComputeActionMetrics:
         return metrics
 
 
-class ActionClsTrainer(VideoStageTrainer):
+class ActionClsTrainer(HeadCheckpointMixin, VideoStageTrainer):
     metric_prefix = METRIC_PREFIX
 
     def __init__(self, finetuning_args: Any, head_config: Any, processor: Optional[Any] = None, **kwargs) -> None:
@@ -140,18 +140,6 @@ class ActionClsTrainer(VideoStageTrainer):
         head = get_action_head(self.model)
         head.load_state_dict({k: v.to(head.token_embedding.weight.device) for k, v in state.items()})
         logger.info_rank0(f"Restored the action head and <ACTION> embedding from {checkpoint_dir}.")
-
-    @override
-    def _load_from_checkpoint(self, resume_from_checkpoint: str, model=None):
-        super()._load_from_checkpoint(resume_from_checkpoint, model=model)
-        if not self.is_deepspeed_enabled:  # DeepSpeed restores every module parameter itself
-            self._load_head(resume_from_checkpoint)
-
-    @override
-    def _load_best_model(self):
-        super()._load_best_model()
-        if not self.is_deepspeed_enabled and self.state.best_model_checkpoint:
-            self._load_head(self.state.best_model_checkpoint)
 
 
 def write_predictions(

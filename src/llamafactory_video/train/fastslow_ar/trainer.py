@@ -29,7 +29,7 @@ from ...model.fastslow_head import (
     split_head_state,
 )
 from ...model.video_pooling import VideoPooling, find_vl_model
-from ..trainer_utils import StepMetricsMixin
+from ..trainer_utils import HeadCheckpointMixin, StepMetricsMixin
 
 
 logger = get_logger(__name__)
@@ -69,7 +69,7 @@ def block_mask_inputs(
     return inputs
 
 
-class FastslowTrainer(StepMetricsMixin, CustomSeq2SeqTrainer):
+class FastslowTrainer(HeadCheckpointMixin, StepMetricsMixin, CustomSeq2SeqTrainer):
     metric_prefix = METRIC_PREFIX
 
     def __init__(
@@ -175,15 +175,3 @@ class FastslowTrainer(StepMetricsMixin, CustomSeq2SeqTrainer):
         device = next(head.parameters()).device
         head.load_state_dict({k: v.to(device) for k, v in load_head_state(checkpoint_dir).items()})
         logger.info_rank0(f"Restored the reconstruction head from {checkpoint_dir}.")
-
-    @override
-    def _load_from_checkpoint(self, resume_from_checkpoint: str, model=None):
-        super()._load_from_checkpoint(resume_from_checkpoint, model=model)
-        if not self.is_deepspeed_enabled:  # DeepSpeed restores every module parameter itself
-            self._load_head(resume_from_checkpoint)
-
-    @override
-    def _load_best_model(self):
-        super()._load_best_model()
-        if not self.is_deepspeed_enabled and self.state.best_model_checkpoint:
-            self._load_head(self.state.best_model_checkpoint)
