@@ -169,3 +169,46 @@ def test_fastslow_ar_refuses_packing_before_loading(tiny_qwen25vl, caption_112, 
     result = run_cli(_config(tiny_qwen25vl, caption_112, out, packing=True), str(tmp_path), "packing", expect_ok=False)
     assert result.returncode != 0
     assert "packing: false" in result.stdout + result.stderr
+
+
+def test_two_rank_ddp_with_a_rank_that_never_sees_a_video(tiny_qwen25vl, caption_112, tmp_path):
+    """Unshuffled, batch 1: rank 0 gets every even row (videos), rank 1 every odd row (text only). Rank 1's
+    reconstruction loss is the zero-weighted head touch, so DDP's gradient reduction completes on both ranks."""
+    import json
+
+    from .helpers import offline_env, write_sharegpt_dataset
+
+    with open(os.path.join(caption_112["output_dir"], f"{caption_112['train_sft_dataset']}.json")) as f:
+        video_rows = json.load(f)[:6]
+    rows = []
+    for i, row in enumerate(video_rows):
+        videos = [os.path.join(caption_112["output_dir"], v) for v in row["videos"]]
+        rows.append({"messages": row["messages"], "videos": videos})
+        rows.append(
+            {
+                "messages": [
+                    {"role": "user", "content": f"Say the number {i}."},
+                    {"role": "assistant", "content": f"The number is {i}."},
+                ]
+            }
+        )
+    data_dir = write_sharegpt_dataset(
+        str(tmp_path / "mixed"), "mixed", rows, {"messages": "messages", "videos": "videos"}
+    )
+    out = str(tmp_path / "ddp")
+    config = _config(
+        tiny_qwen25vl,
+        {"output_dir": data_dir, "train_sft_dataset": "mixed"},
+        out,
+        per_device_train_batch_size=1,
+        disable_shuffling=True,
+        max_steps=4,
+        save_steps=4,
+        plot_loss=False,
+    )
+    proc = run_cli(config, str(tmp_path), "ddp", env=offline_env(FORCE_TORCHRUN="1", NPROC_PER_NODE="2"))
+    log = proc.stdout + proc.stderr
+    assert "world size: 2" in log and "distributed training: True" in log
+    rec = _history(out, "fastslow/autoregressive_loss")
+    assert len(rec) == 4 and all(np.isfinite(rec))
+    assert os.path.isfile(os.path.join(out, "fastslow_head.safetensors"))

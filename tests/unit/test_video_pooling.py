@@ -310,3 +310,32 @@ def test_batch_without_video_still_touches_the_head() -> None:
     assert pairs == 0 and loss.item() == 0.0
     loss.backward()
     assert all(p.grad is not None for p in holder.fastslow_head.parameters())
+
+
+def test_text_only_batch_with_the_hosts_fake_image(tiny_dir) -> None:
+    """The host's collator gives a text-only batch a masked fake image; pooled positions still equal the stock ones."""
+    from llamafactory.data import SFTDataCollatorWith4DAttentionMask, get_template_and_fix_tokenizer
+    from llamafactory.model import load_model, load_tokenizer
+
+    from llamafactory_video.model.video_pooling import attach_to_processor
+
+    model_args, data_args, _, finetuning_args, _ = _train_args(tiny_dir)
+    module = load_tokenizer(model_args)
+    attach_to_processor(module["processor"], VideoPooling(2, 4))
+    template = get_template_and_fix_tokenizer(module["tokenizer"], data_args)
+    model = load_model(module["tokenizer"], model_args, finetuning_args, is_trainable=False)
+    stock = model.model.get_rope_index
+    core = install_on_model(model, VideoPooling(2, 4))
+    features = [_encode(template, module["tokenizer"], module["processor"], [], "Say hi.")]
+    batch = SFTDataCollatorWith4DAttentionMask(template=template, model=model, label_pad_token_id=-100, **module)(
+        features
+    )
+    assert batch["image_grid_thw"].shape[0] == 1 and "video_grid_thw" not in batch  # the fake image
+    types = torch.zeros_like(batch["input_ids"])
+    types[batch["input_ids"] == core.config.image_token_id] = 1
+    want, _ = stock(
+        batch["input_ids"], types, image_grid_thw=batch["image_grid_thw"], attention_mask=batch["attention_mask"]
+    )
+    assert torch.equal(batch["position_ids"][-3:], want)
+    with torch.no_grad():
+        assert torch.isfinite(model(**batch).loss)
