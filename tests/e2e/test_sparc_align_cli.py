@@ -70,7 +70,12 @@ def test_sparc_align_training_lifts_retrieval_and_reloads(tiny_clip, align_data,
     assert logs
     state = read_json(os.path.join(out, "trainer_state.json"))["log_history"]
     assert any("sparc/loss_local" in e and "sparc/loss_global" in e and "sparc/temperature" in e for e in state)
-    for png in ("training_loss.png", "training_sparc_loss_global.png", "training_sparc_loss_local.png"):
+    for png in (
+        "training_loss.png",
+        "training_sparc_loss_global.png",
+        "training_sparc_loss_local.png",
+        "eval_retrieval_curve.png",
+    ):
         assert os.path.isfile(os.path.join(out, png)), png
     config = read_json(os.path.join(out, "sparc_align_config.json"))
     assert config["model_type"] == "clip" and config["stage_keys"]["sparc_local_layer"] == "before_projector"

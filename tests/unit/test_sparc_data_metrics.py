@@ -105,3 +105,37 @@ def test_normalise_captions():
     assert normalise_captions([])[1].startswith("empty caption list")
     assert normalise_captions(None)[1]
     assert "not a string" in normalise_captions(3)[1]
+
+
+def test_recall_curve_and_plot(tmp_path):
+    import numpy as np
+
+    from llamafactory_video.metrics.plots import plot_recall_curves
+    from llamafactory_video.metrics.retrieval import rank_summary, recall_curve, retrieval_ranks
+
+    rng = np.random.default_rng(0)
+    similarity = rng.normal(size=(8, 4))
+    caption_to_video = [0, 0, 1, 1, 2, 2, 3, 3]
+    ranks = retrieval_ranks(similarity, caption_to_video)
+    curve = recall_curve(ranks["text->video"], 4)
+    naive = [sum(r <= k for r in ranks["text->video"]) / 8 for k in range(1, 5)]
+    np.testing.assert_allclose(curve, naive)
+    assert curve[-1] == 1.0 and np.all(np.diff(curve) >= 0)
+    summary = rank_summary(ranks["text->video"], ks=(1,))
+    assert curve[0] == summary["r1"]
+    path = plot_recall_curves(ranks, {"text->video": 4, "video->text": 8}, str(tmp_path / "curve.png"))
+    assert (tmp_path / "curve.png").stat().st_size > 1000 and path.endswith("curve.png")
+
+
+def test_chance_recall_curve_matches_a_simulation():
+    import numpy as np
+
+    from llamafactory_video.metrics.retrieval import chance_recall_curve, ranks_of_positives, recall_curve
+
+    rng = np.random.default_rng(1)
+    n, p, trials = 10, 3, 20000
+    positives = np.zeros((trials, n), dtype=bool)
+    positives[:, :p] = True
+    ranks = ranks_of_positives(rng.random((trials, n)), positives)
+    np.testing.assert_allclose(recall_curve(ranks, n), chance_recall_curve(n, [p]), atol=0.015)
+    np.testing.assert_allclose(chance_recall_curve(n, [1]), np.arange(1, n + 1) / n)

@@ -70,3 +70,35 @@ def plot_log_history(log_history: list[dict], keys: Sequence[str], output_dir: s
         plt.close(fig)
         written.append(path)
     return written
+
+
+def plot_recall_curves(
+    ranks: dict[str, Sequence[int]],
+    num_candidates: dict[str, int],
+    path: str,
+    title: str = "",
+    positives: dict[str, Sequence[int]] | None = None,
+) -> str:
+    r"""Recall@K against K for each retrieval direction, with the chance curve of a random ranking (``positives``:
+    positives per query of each direction, 1 each when omitted); returns ``path``."""
+    from .retrieval import chance_recall_curve, recall_curve
+
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for label, direction_ranks in ranks.items():
+        n = num_candidates[label]
+        ks = np.arange(1, n + 1)
+        line = ax.plot(ks, recall_curve(direction_ranks, n), marker="o", markersize=3, label=label)[0]
+        per_query = (positives or {}).get(label) or [1] * len(direction_ranks)
+        chance = chance_recall_curve(n, per_query)
+        ax.plot(ks, chance, linestyle=":", color=line.get_color(), label=f"{label} chance")
+    ax.set_xlabel("K")
+    ax.set_ylabel("Recall@K")
+    ax.set_ylim(0, 1.02)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title(title or "retrieval")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

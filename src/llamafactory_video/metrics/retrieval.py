@@ -54,3 +54,30 @@ def retrieval_metrics(
     metrics = {f"t2v_{k}": v for k, v in rank_summary(ranks_of_positives(similarity, positives), ks).items()}
     metrics.update({f"v2t_{k}": v for k, v in rank_summary(ranks_of_positives(similarity.T, positives.T), ks).items()})
     return metrics
+
+
+def recall_curve(ranks: Sequence[int], max_k: int) -> np.ndarray:
+    r"""``R@K`` for ``K = 1 .. max_k``: the fraction of queries whose rank is at most ``K``; ``(max_k,)`` floats."""
+    ranks = np.asarray(ranks)
+    return (ranks[None, :] <= np.arange(1, max_k + 1)[:, None]).mean(axis=1)
+
+
+def retrieval_ranks(similarity: np.ndarray, caption_to_video: Sequence[int]) -> dict[str, np.ndarray]:
+    r"""``{"text->video": (N_captions,), "video->text": (N_videos,)}`` ranks, as :func:`retrieval_metrics` uses."""
+    similarity = np.asarray(similarity, dtype=np.float64)
+    caption_to_video = np.asarray(caption_to_video)
+    positives = caption_to_video[:, None] == np.arange(similarity.shape[1])[None, :]
+    return {
+        "text->video": ranks_of_positives(similarity, positives),
+        "video->text": ranks_of_positives(similarity.T, positives.T),
+    }
+
+
+def chance_recall_curve(num_candidates: int, positives_per_query: Sequence[int]) -> np.ndarray:
+    r"""Expected ``R@K`` (``K = 1 .. num_candidates``) of a random ranking: a query with ``p`` positives among ``n``
+    candidates has its best positive in the top ``K`` with probability ``1 - C(n - p, K) / C(n, K)``."""
+    from math import comb
+
+    n = num_candidates
+    curve = [float(np.mean([1.0 - comb(n - p, k) / comb(n, k) for p in positives_per_query])) for k in range(1, n + 1)]
+    return np.asarray(curve)

@@ -9,7 +9,7 @@ from typing_extensions import override
 
 from ..._logging import get_logger
 from ...data.sparc import CaptionBatchSampler
-from ...metrics.retrieval import retrieval_metrics
+from ...metrics.retrieval import retrieval_metrics, retrieval_ranks
 from ..trainer_utils import VideoStageTrainer
 
 logger = get_logger(__name__)
@@ -24,6 +24,8 @@ class SparcAlignTrainer(VideoStageTrainer):
     def __init__(self, finetuning_args: Any, processor: Any | None = None, **kwargs) -> None:
         super().__init__(finetuning_args=finetuning_args, processor=processor, **kwargs)
         self.sparc_processor = processor
+        self.last_ranks: dict[str, tuple[dict[str, Any], tuple[int, int], np.ndarray]] = {}
+        """metric prefix -> (per-direction ranks, (captions, videos), caption -> video) of the last evaluation."""
 
     @override
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
@@ -107,6 +109,11 @@ class SparcAlignTrainer(VideoStageTrainer):
         metrics = {
             f"{metric_key_prefix}_{k}": round(v, 4) for k, v in retrieval_metrics(similarity, caption_to_video).items()
         }
+        self.last_ranks[metric_key_prefix] = (
+            retrieval_ranks(similarity, caption_to_video),
+            similarity.shape,
+            np.asarray(caption_to_video),
+        )
         metrics[f"{metric_key_prefix}_num_videos"] = int(similarity.shape[1])
         metrics[f"{metric_key_prefix}_num_captions"] = int(similarity.shape[0])
         self.log(metrics)

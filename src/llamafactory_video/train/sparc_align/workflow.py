@@ -10,6 +10,8 @@ import dataclasses
 import os
 from typing import Any
 
+import numpy as np
+
 from llamafactory.data import get_dataset
 
 from ..._logging import get_logger
@@ -18,7 +20,7 @@ from ...data.context import stage_data_context
 from ...data.processor.sparc_align import text_max_length
 from ...data.validation import check_dataset_module
 from ...hparams import SparcAlignArguments
-from ...metrics.plots import plot_log_history
+from ...metrics.plots import plot_log_history, plot_recall_curves
 from ...model.dual_encoder import (
     SparcModelConfig,
     VideoTextModel,
@@ -176,3 +178,13 @@ def run_sparc_align(
         metrics = trainer.evaluate(metric_key_prefix="eval")
         trainer.log_metrics("eval", metrics)
         trainer.save_metrics("eval", metrics)
+        if trainer.is_world_process_zero() and "eval" in trainer.last_ranks:
+            ranks, (num_captions, num_videos), caption_to_video = trainer.last_ranks["eval"]
+            path = plot_recall_curves(
+                ranks,
+                {"text->video": num_videos, "video->text": num_captions},
+                os.path.join(training_args.output_dir, "eval_retrieval_curve.png"),
+                title=f"held-out retrieval: {num_captions} captions, {num_videos} videos",
+                positives={"video->text": np.bincount(caption_to_video, minlength=num_videos).tolist()},
+            )
+            logger.info_rank0(f"Saved the Recall@K curves to {path}.")
