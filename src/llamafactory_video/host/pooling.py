@@ -7,9 +7,7 @@
   engine, the API and ``do_predict`` see the same tokens. The ``fastslow_ar`` workflow applies its own keys.
 """
 
-import math
 from types import ModuleType
-from typing import Any
 
 
 _LOGGED: set[str] = set()
@@ -90,23 +88,18 @@ def _pooled_process_messages(module, plugin, messages, images, videos, audios, p
     return messages
 
 
-def _merged_side(processor: Any) -> int:
-    max_pixels = getattr(processor, "video_max_pixels", 256 * 256) or 256 * 256
-    return max(1, int(math.sqrt(max_pixels)) // 28)
-
-
 def patch_model_loader(module: ModuleType) -> None:
     original_tokenizer = module.load_tokenizer
     original_model = module.load_model
 
     def load_tokenizer(model_args):
-        from ..model.video_pooling import attach_to_processor, pooling_from_model_args
+        from ..model.video_pooling import attach_to_processor, merged_side, pooling_from_model_args
 
         tokenizer_module = original_tokenizer(model_args)
         pooling, source = pooling_from_model_args(model_args)
         if pooling is not None:
             attach_to_processor(tokenizer_module.get("processor"), pooling)
-            side = _merged_side(tokenizer_module.get("processor"))
+            side = merged_side(tokenizer_module.get("processor"))
             _log_once("tokenizer", f"{pooling.saving_line(side)} (from {source}).")
         return tokenizer_module
 

@@ -149,6 +149,12 @@ def attach_to_processor(processor: Any, pooling: VideoPooling | None) -> None:
     setattr(processor, PROCESSOR_ATTR, None if pooling is None or pooling.is_identity else pooling)
 
 
+def merged_side(processor: Any) -> int:
+    r"""Merged tokens per side of a square frame at the processor's ``video_max_pixels`` (28 px per merged token)."""
+    max_pixels = getattr(processor, "video_max_pixels", None) or 256 * 256
+    return max(1, int(max_pixels**0.5) // 28)
+
+
 def processor_pooling(processor: Any) -> VideoPooling | None:
     return getattr(processor, PROCESSOR_ATTR, None)
 

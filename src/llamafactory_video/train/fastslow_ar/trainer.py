@@ -20,7 +20,13 @@ from peft import PeftModel
 from typing_extensions import override
 
 from ..._logging import get_logger
-from ...model.fastslow import frame_causal_mask, next_slot_pairs, reconstruction_loss, slot_token_counts
+from ...model.fastslow import (
+    frame_causal_mask,
+    next_slot_pairs,
+    reconstruction_loss,
+    slot_token_counts,
+    video_slot_ids,
+)
 from ...model.fastslow_head import (
     FastslowHeadConfig,
     get_head,
@@ -62,8 +68,6 @@ def block_mask_inputs(
         inputs["position_ids"] = position_ids
     merge = int(core.visual.spatial_merge_size)
     counts = slot_token_counts(grid, merge, pooling.patterns(grid), pooling.slow_stride, pooling.fast_stride)
-    from ...model.fastslow import video_slot_ids
-
     slot_ids = video_slot_ids(inputs["input_ids"], int(core.config.video_token_id), counts)
     inputs["attention_mask"] = frame_causal_mask(slot_ids, attention_mask, dtype=mask_dtype)
     return inputs

@@ -8,7 +8,6 @@ tokenised (slow / fast slots), how they attend (frame-causal mask) and what is l
 
 from __future__ import annotations
 
-import os
 from typing import Any, Optional
 
 from llamafactory.data import SFTDataCollatorWith4DAttentionMask, get_dataset, get_template_and_fix_tokenizer
@@ -19,7 +18,14 @@ from llamafactory.train.trainer_utils import create_modelcard_and_push
 
 from ..._logging import get_logger
 from ...model.fastslow_head import FastslowHeadConfig, attach_head, load_head_state
-from ...model.video_pooling import VideoPooling, attach_to_processor, install_on_model, supports_pooling
+from ...model.video_pooling import (
+    POOLING_FILE,
+    VideoPooling,
+    attach_to_processor,
+    install_on_model,
+    merged_side,
+    supports_pooling,
+)
 from ..trainer_utils import train_and_save
 from .trainer import METRIC_PREFIX, FastslowTrainer
 
@@ -113,8 +119,7 @@ def run_fastslow_ar(
     if processor is None or not supports_pooling(processor):
         raise ValueError(f"`fastslow_ar` needs a Qwen2-VL-family processor; {model_args.model_name_or_path} has none.")
     attach_to_processor(processor, pooling)
-    side = max(1, int((getattr(processor, "video_max_pixels", 256 * 256) or 256 * 256) ** 0.5) // 28)
-    logger.info_rank0(pooling.saving_line(side) + ".")
+    logger.info_rank0(pooling.saving_line(merged_side(processor)) + ".")
     template = get_template_and_fix_tokenizer(tokenizer, data_args)
 
     if training_args.do_predict and not training_args.predict_with_generate:
@@ -168,7 +173,7 @@ def run_fastslow_ar(
         plot_keys = [f"{METRIC_PREFIX}/lm_loss", f"{METRIC_PREFIX}/autoregressive_loss", "eval_loss"]
         train_and_save(trainer, training_args, finetuning_args, plot_keys)
         logger.info_rank0(
-            f"Saved the reconstruction head and {os.path.basename('video_pooling.json')} beside the model in "
+            f"Saved the reconstruction head and {POOLING_FILE} beside the model in "
             f"{training_args.output_dir}; chat / predict with `adapter_name_or_path` (or the full model) use the same "
             "pooling without extra keys."
         )
