@@ -42,7 +42,6 @@ import json
 import math
 import os
 import platform
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -52,6 +51,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from action_cls_step import time_summary  # bench/ is on sys.path (script directory)
 
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -282,27 +282,6 @@ def peak_memory_mb(args: argparse.Namespace, route: str, r: dict[str, Any]) -> f
     if proc.returncode != 0:
         raise RuntimeError(f"memory child of {route} failed:\n{(proc.stdout + proc.stderr)[-3000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])["peak_above_start_mb"]
-
-
-def time_summary(values: list[float]) -> dict[str, Any]:
-    """Median, spread (min, max, p10, p90) and the raw values (seconds)."""
-    ordered = sorted(values)
-
-    def pct(q: float) -> float:
-        pos = (len(ordered) - 1) * q / 100
-        lo = int(pos)
-        hi = min(lo + 1, len(ordered) - 1)
-        return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
-
-    return {
-        "median": statistics.median(values),
-        "min": ordered[0],
-        "max": ordered[-1],
-        "p10": pct(10),
-        "p90": pct(90),
-        "n": len(values),
-        "values": [round(v, 6) for v in values],
-    }
 
 
 def _sync(device: str) -> None:
