@@ -13,10 +13,10 @@ import time
 from pathlib import Path
 
 try:
-    from llamafactory_video.testing.tiny_model import ARCHITECTURES, build_tiny_model
+    from llamafactory_video.testing.tiny_model import ARCHITECTURES, VOCAB_LAYOUTS, build_tiny_model
 except ImportError:  # running from a source checkout without an installed package
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-    from llamafactory_video.testing.tiny_model import ARCHITECTURES, build_tiny_model
+    from llamafactory_video.testing.tiny_model import ARCHITECTURES, VOCAB_LAYOUTS, build_tiny_model
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -30,6 +30,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--vocab-size", type=int, default=None, help="embedding rows (default: len(tokenizer) padded to 64, +64 spare)"
     )
+    parser.add_argument(
+        "--vocab-layout",
+        choices=VOCAB_LAYOUTS,
+        default="padded",
+        help="without --vocab-size: `padded` (spare embedding rows) or `exact` (len(tokenizer) rows: a new token "
+        "resizes the embedding)",
+    )
     args = parser.parse_args(argv)
 
     start = time.perf_counter()
@@ -40,6 +47,7 @@ def main(argv: list[str] | None = None) -> int:
         hidden_size=args.hidden_size,
         num_layers=args.num_layers,
         vocab_size=args.vocab_size,
+        vocab_layout=args.vocab_layout,
     )
     print(f"wrote tiny {args.arch} checkpoint to {path} in {time.perf_counter() - start:.1f}s")
     return 0

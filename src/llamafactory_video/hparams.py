@@ -95,6 +95,27 @@ class ActionClsArguments:
             "`label_names` file declared by the dataset in dataset_info.json."
         },
     )
+    action_head_warmup_ratio: float = field(
+        default=0.1,
+        metadata={
+            "help": "Fraction of the training steps during which only the head learns (the backbone and the <ACTION> "
+            "embedding get no gradient from the classification loss): a linear probe first, then fine-tuning "
+            "(LP-FT). Keeps a random head from sending large, meaningless gradients into the backbone. 0 = off."
+        },
+    )
+    action_divergence_check: Literal["stop", "warn", "off"] = field(
+        default="stop",
+        metadata={
+            "help": "Watch the logged classification loss: a non-finite loss, or a classifier that learned and then "
+            "fell back to chance (loss near ln(num_classes) and batch accuracy near 1/num_classes for "
+            "`action_divergence_patience` logging windows). `stop` ends the run with a message, `warn` logs a "
+            "warning and trains on, `off` does not look."
+        },
+    )
+    action_divergence_patience: int = field(
+        default=3,
+        metadata={"help": "Consecutive logging windows at chance before `action_divergence_check` acts."},
+    )
 
     def validate(self) -> None:
         if self.num_action_classes is not None and self.num_action_classes < 2:
@@ -124,6 +145,10 @@ class ActionClsArguments:
             raise ValueError(f"`action_lm_loss_weight` must be >= 0, got {self.action_lm_loss_weight}.")
         if not self.action_token.strip():
             raise ValueError("`action_token` must be a non-empty string such as `<ACTION>`.")
+        if not 0.0 <= self.action_head_warmup_ratio < 1.0:
+            raise ValueError(f"`action_head_warmup_ratio` must be in [0, 1), got {self.action_head_warmup_ratio}.")
+        if self.action_divergence_patience < 1:
+            raise ValueError(f"`action_divergence_patience` must be >= 1, got {self.action_divergence_patience}.")
 
 
 REWARD_NAMES = ("cider_d", "bleu_4")

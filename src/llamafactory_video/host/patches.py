@@ -7,7 +7,8 @@
 | llamafactory.data.parser         | DatasetAttr.join also reads extra columns and `label_names`           |
 | llamafactory.data.loader         | plugin stages: extra columns kept, sample indices, own processor      |
 | llamafactory.data.mm_plugin      | qwen2_vl: pooled <|video_pad|> count when the processor asks for it   |
-| llamafactory.model.loader        | video token pooling (model key or saved json) on processor and model  |
+| llamafactory.model.loader        | video token pooling (model key or saved json) on processor and model; |
+|                                  | peft's adapter save resolves a resized vocabulary on composite configs |
 | llamafactory.train.tuner         | _training_function dispatches plugin stages to their workflows        |
 
 Stock stages never reach plugin code paths: each patch defers to the original unless a registered
@@ -57,9 +58,13 @@ def patch_mm_plugin(module: ModuleType) -> None:
 
 
 def patch_model_loader(module: ModuleType) -> None:
+    import peft.peft_model
+
+    from .peft_save import patch_peft_model
     from .pooling import patch_model_loader as patch
 
     patch(module)
+    patch_peft_model(peft.peft_model)
 
 
 def patch_tuner(module: ModuleType) -> None:

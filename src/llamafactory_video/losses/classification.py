@@ -40,3 +40,15 @@ def action_cls_loss(logits: torch.Tensor, labels: torch.Tensor, label_smoothing:
         Scalar loss.
     """
     return F.cross_entropy(logits.float(), labels.long(), label_smoothing=label_smoothing)
+
+
+def scale_gradient(x: torch.Tensor, scale: float) -> torch.Tensor:
+    r"""Identity in the forward pass; multiplies the gradient flowing back through ``x`` by ``scale``.
+
+    ``scale = 0`` cuts the backward path (everything upstream gets zero gradients, so DDP still sees every
+    parameter used); ``scale = 1`` returns ``x`` itself. Any shape.
+    """
+    if scale == 1.0:
+        return x
+    detached = x.detach()
+    return detached + scale * (x - detached)

@@ -105,8 +105,14 @@ class ActionHead(nn.Module):
 
 
 def attach_action_head(model: nn.Module, head: ActionHead) -> ActionHead:
-    r"""Register ``head`` as ``model.action_head`` and route the ``<ACTION>`` embedding through it."""
+    r"""Register ``head`` as ``model.action_head`` and route the ``<ACTION>`` embedding through it.
+
+    The head saves the ``<ACTION>`` row itself, so the model is marked for the host's adapter save: a LoRA adapter
+    never carries the (resized) embedding matrix because of our token."""
+    from ..host.peft_save import ROWS_SAVED_APART_ATTR
+
     model.add_module(HEAD_MODULE_NAME, head)
+    setattr(model, ROWS_SAVED_APART_ATTR, True)
     embedding_layer = model.get_input_embeddings()
 
     def _replace_action_row(module, args, output):

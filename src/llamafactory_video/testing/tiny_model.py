@@ -24,6 +24,7 @@ __all__ = [
     "ARCHITECTURES",
     "CHAT_TEMPLATE",
     "QWEN2_VL_SPECIAL_TOKENS",
+    "VOCAB_LAYOUTS",
     "build_corpus",
     "build_tiny_model",
     "build_tiny_processor",
@@ -31,6 +32,9 @@ __all__ = [
 ]
 
 Arch = Literal["qwen2_5_vl", "qwen2_vl"]
+VocabLayout = Literal["padded", "exact"]
+#: Embedding layouts of :func:`build_tiny_model`: spare rows after the tokenizer's tokens, or none.
+VOCAB_LAYOUTS: tuple[str, ...] = ("padded", "exact")
 
 #: Supported architectures (``arch`` argument of :func:`build_tiny_model`).
 ARCHITECTURES: tuple[str, ...] = ("qwen2_5_vl", "qwen2_vl")
@@ -481,6 +485,7 @@ def build_tiny_model(
     hidden_size: int = 48,
     num_layers: int = 2,
     vocab_size: int | None = None,
+    vocab_layout: VocabLayout = "padded",
 ) -> str:
     """Write a tiny random Qwen2-VL / Qwen2.5-VL checkpoint with a real tokenizer and processor.
 
@@ -500,6 +505,9 @@ def build_tiny_model(
         vocab_size: Embedding rows. Defaults to ``len(tokenizer)`` rounded up to a multiple
             of 64 with at least 64 spare rows (room for extra special tokens such as
             ``<ACTION>`` without resizing). Must be ``>= len(tokenizer)`` if given.
+        vocab_layout: When ``vocab_size`` is not given: ``"padded"`` (spare rows, like the released Qwen
+            checkpoints) or ``"exact"`` (exactly ``len(tokenizer)`` rows, like LLaVA-NeXT-Video, InternVL and any
+            checkpoint whose tokenizer fills its embedding: adding a token resizes the embedding).
 
     Returns:
         The output directory as a string.
@@ -517,8 +525,10 @@ def build_tiny_model(
     tokenizer = build_tiny_tokenizer()
     processor = build_tiny_processor(tokenizer, arch=arch)
     num_tokens = len(tokenizer)
+    if vocab_layout not in VOCAB_LAYOUTS:
+        raise ValueError(f"vocab_layout must be one of {VOCAB_LAYOUTS}, got {vocab_layout!r}")
     if vocab_size is None:
-        vocab_size = _padded_vocab_size(num_tokens)
+        vocab_size = _padded_vocab_size(num_tokens) if vocab_layout == "padded" else num_tokens
     elif vocab_size < num_tokens:
         raise ValueError(f"vocab_size={vocab_size} is smaller than the tokenizer ({num_tokens} tokens)")
 

@@ -1,5 +1,8 @@
 """Pieces every plugin stage's trainer and workflow share (no stage imports another stage; they all import this)."""
 
+import os
+import shutil
+import tempfile
 from collections import defaultdict
 from typing import Any, Optional
 
@@ -77,11 +80,40 @@ class VideoStageTrainer(StepMetricsMixin, Trainer):
         return super().create_scheduler(num_training_steps, optimizer)
 
 
+def preflight_save(trainer: Trainer) -> None:
+    r"""Before the first step, what the first checkpoint save needs: a writable ``output_dir`` and, for an adapter
+    (small), a real save of the adapter and every head into a temporary folder there, removed again. A run must
+    not train for hours and die at its first save over something visible at step 0 (a config attribute the save
+    path reads, a head file name). Full models are too large to write twice; sharded engines save collectively."""
+    if not trainer.is_world_process_zero():
+        return
+    output_dir = trainer.args.output_dir
+    try:
+        os.makedirs(output_dir, exist_ok=True)
+        probe = tempfile.mkdtemp(prefix=".save-check-", dir=output_dir)
+    except OSError as err:
+        raise ValueError(f"`output_dir` {output_dir} is not writable ({err}); choose another `output_dir`.") from err
+    try:
+        from peft import PeftModel
+
+        if isinstance(trainer.model, PeftModel) and not (trainer.is_deepspeed_enabled or trainer.is_fsdp_enabled):
+            try:
+                trainer._save(probe)
+            except Exception as err:
+                raise RuntimeError(
+                    f"A checkpoint of this run could not be saved ({type(err).__name__}: {err}); stopping before the "
+                    "first step instead of at the first `save_steps`."
+                ) from err
+    finally:
+        shutil.rmtree(probe, ignore_errors=True)
+
+
 def train_and_save(trainer: Trainer, training_args: Any, finetuning_args: Any, plot_keys: list[str]) -> None:
-    r"""The host workflows' training block: train (resuming if asked), save, metrics, state, curves (``eval_*``
-    curves only when the run evaluates during training)."""
+    r"""The host workflows' training block: check the save path, train (resuming if asked), save, metrics, state,
+    curves (``eval_*`` curves only when the run evaluates during training)."""
     if str(getattr(training_args.eval_strategy, "value", training_args.eval_strategy)) == "no":
         plot_keys = [key for key in plot_keys if not key.startswith("eval_")]
+    preflight_save(trainer)
     train_result = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
     trainer.save_model()
     trainer.log_metrics("train", train_result.metrics)

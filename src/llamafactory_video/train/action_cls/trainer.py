@@ -6,16 +6,18 @@ the LM loss is off, instead of every position as the seed's ``output_hidden_stat
 """
 
 import json
+import math
 import os
 from typing import Any, Optional
 
 import numpy as np
 import torch
 from peft import PeftModel
+from transformers import TrainerCallback
 from typing_extensions import override
 
 from ..._logging import get_logger
-from ...losses import action_cls_loss, gather_token_hidden
+from ...losses import action_cls_loss, gather_token_hidden, scale_gradient
 from ...metrics.classification import classification_report
 from ...model.action_head import (
     HEAD_MODULE_NAME,
@@ -32,8 +34,15 @@ logger = get_logger(__name__)
 METRIC_PREFIX = "action_cls"
 
 
-def forward_action_logits(model: torch.nn.Module, inputs: dict[str, Any], token_id: int, with_lm_loss: bool):
-    r"""``(class_logits (B, C), lm_loss or None)`` for a collated batch (``action_labels`` already popped)."""
+def forward_action_logits(
+    model: torch.nn.Module,
+    inputs: dict[str, Any],
+    token_id: int,
+    with_lm_loss: bool,
+    backbone_grad_scale: float = 1.0,
+):
+    r"""``(class_logits (B, C), lm_loss or None)`` for a collated batch (``action_labels`` already popped).
+    ``backbone_grad_scale`` scales the classification gradient that reaches the backbone (0 in the head warm-up)."""
     inputs = dict(inputs)
     if with_lm_loss:
         outputs = model(**inputs, output_hidden_states=True, return_dict=True, use_cache=False)
@@ -43,7 +52,7 @@ def forward_action_logits(model: torch.nn.Module, inputs: dict[str, Any], token_
         outputs = model(**inputs, output_hidden_states=True, return_dict=True, use_cache=False, logits_to_keep=1)
         lm_loss = None
     hidden = gather_token_hidden(outputs.hidden_states[-1], inputs["input_ids"], token_id)
-    return get_action_head(model)(hidden), lm_loss
+    return get_action_head(model)(scale_gradient(hidden, backbone_grad_scale)), lm_loss
 
 
 class ComputeActionMetrics:
@@ -68,6 +77,82 @@ class ComputeActionMetrics:
         return metrics
 
 
+class DivergenceWatch(TrainerCallback):
+    r"""Stops (or warns about) a run whose classifier diverged, instead of saving a chance-level model in silence.
+
+    Reads the per-window means the trainer logs (``action_cls/loss_cls``, ``action_cls/accuracy``):
+
+    - a non-finite loss: diverged at once;
+    - collapsed: after the loss once fell below ``0.75 ln C``, ``patience`` consecutive windows with the loss at
+      least ``0.95 ln C`` and the batch accuracy at most ``1.5 / C`` (a uniform or constant classifier).
+
+    ``action="stop"`` raises :class:`TrainingDivergedError` (checkpoints already written stay), ``"warn"`` logs
+    once and trains on. A held-out accuracy at chance after evaluation is always warned about.
+    """
+
+    def __init__(self, num_classes: int, action: str = "stop", patience: int = 3) -> None:
+        self.num_classes = num_classes
+        self.action = action
+        self.patience = patience
+        self.chance_loss = math.log(num_classes)
+        self.best: Optional[tuple[float, int]] = None
+        self.at_chance: list[int] = []
+        self.warned = False
+
+    def _act(self, message: str, args) -> None:
+        if self.action == "stop":
+            raise TrainingDivergedError(
+                message + f" The checkpoints written so far stay in {args.output_dir}. "
+                "Set `action_divergence_check: warn` to train on regardless."
+            )
+        if not self.warned:
+            logger.warning_rank0(message)
+            self.warned = True
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        logs = logs or {}
+        loss = logs.get(f"{METRIC_PREFIX}/loss_cls")
+        if loss is None:
+            return
+        step, lr = state.global_step, logs.get("learning_rate")
+        if not math.isfinite(loss):
+            self._act(
+                f"action_cls diverged: the classification loss is {loss} at step {step} (learning rate {lr}). "
+                "Lower `learning_rate`, set `max_grad_norm: 1.0`, or raise `action_head_warmup_ratio`.",
+                args,
+            )
+            return
+        if self.best is None or loss < self.best[0]:
+            self.best = (loss, step)
+        accuracy = logs.get(f"{METRIC_PREFIX}/accuracy", 0.0)
+        learned = self.best[0] < 0.75 * self.chance_loss
+        if learned and loss >= 0.95 * self.chance_loss and accuracy <= 1.5 / self.num_classes:
+            self.at_chance.append(step)
+        else:
+            self.at_chance = []
+        if len(self.at_chance) >= self.patience:
+            self._act(
+                f"action_cls collapsed to chance: the classification loss reached {self.best[0]:.3f} at step "
+                f"{self.best[1]}, then stayed at {loss:.3f} (ln {self.num_classes} = {self.chance_loss:.3f}, a "
+                f"uniform classifier) with batch accuracy {accuracy:.3f} for {len(self.at_chance)} logging windows "
+                f"(steps {self.at_chance[0]}-{self.at_chance[-1]}, learning rate {lr}). The learning rate is too high "
+                "for this model: lower `learning_rate`, set `max_grad_norm: 1.0`, or raise `action_head_warmup_ratio`.",
+                args,
+            )
+
+    def on_evaluate(self, args, state, control, metrics=None, **kwargs):
+        accuracy = (metrics or {}).get("eval_accuracy")
+        if accuracy is not None and accuracy <= 1.0 / self.num_classes + 1e-6 and state.global_step > 0:
+            logger.warning_rank0(
+                f"action_cls: held-out accuracy {accuracy:.3f} at step {state.global_step} is chance level "
+                f"(1/{self.num_classes}). The model has not learned the task; see the training loss curve."
+            )
+
+
+class TrainingDivergedError(RuntimeError):
+    r"""Raised by :class:`DivergenceWatch` with ``action_divergence_check: stop``."""
+
+
 class ActionClsTrainer(HeadCheckpointMixin, VideoStageTrainer):
     metric_prefix = METRIC_PREFIX
 
@@ -76,6 +161,19 @@ class ActionClsTrainer(HeadCheckpointMixin, VideoStageTrainer):
         self.head_config = head_config
         self.action_token_id = get_action_head(self.model).token_embedding.token_id
         self.lm_weight = float(finetuning_args.action_lm_loss_weight)
+        if finetuning_args.action_divergence_check != "off":
+            self.add_callback(
+                DivergenceWatch(
+                    num_classes=head_config.num_classes,
+                    action=finetuning_args.action_divergence_check,
+                    patience=finetuning_args.action_divergence_patience,
+                )
+            )
+
+    @property
+    def head_warmup_steps(self) -> int:
+        r"""Steps (of ``state.max_steps``, known once training starts) in which only the head learns."""
+        return math.ceil(self.finetuning_args.action_head_warmup_ratio * max(self.state.max_steps or 0, 0))
 
     # ---------------------------------------------------------------- optimisation
     @override
@@ -100,7 +198,10 @@ class ActionClsTrainer(HeadCheckpointMixin, VideoStageTrainer):
     def compute_loss(self, model, inputs, return_outputs=False, **kwargs):
         inputs = dict(inputs)
         labels = inputs.pop("action_labels")
-        logits, lm_loss = forward_action_logits(model, inputs, self.action_token_id, self.lm_weight > 0)
+        warming_up = model.training and self.state.global_step < self.head_warmup_steps
+        logits, lm_loss = forward_action_logits(
+            model, inputs, self.action_token_id, self.lm_weight > 0, backbone_grad_scale=0.0 if warming_up else 1.0
+        )
         cls_loss = action_cls_loss(logits, labels, self.finetuning_args.action_label_smoothing)
         loss = cls_loss if lm_loss is None else cls_loss + self.lm_weight * lm_loss
 

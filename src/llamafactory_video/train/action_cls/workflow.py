@@ -45,14 +45,26 @@ def _saved_head_path(model_args, finetuning_args) -> Optional[str]:
     return None
 
 
-def _mean_embedding(model, upto: int) -> torch.Tensor:
+def _new_row_init(model, upto: int) -> torch.Tensor:
+    r"""Initial ``<ACTION>`` embedding ``(H,)``: the mean of the rows before it, rescaled to their mean norm.
+
+    The plain mean of many nearly independent rows is tens of times shorter than any real token's embedding (its
+    norm shrinks like ``1/sqrt(rows)``); a token that short enters the residual stream as almost nothing and the
+    final norm then amplifies every gradient through it. Rescaling keeps the mean's direction at a typical norm.
+    """
     weight = model.get_input_embeddings().weight
+
+    def compute(rows: torch.Tensor) -> torch.Tensor:
+        rows = rows.detach().float()
+        mean = rows.mean(dim=0)
+        return (mean * rows.norm(dim=-1).mean() / mean.norm().clamp_min(1e-12)).cpu()
+
     if is_deepspeed_zero3_enabled():
         import deepspeed  # type: ignore
 
         with deepspeed.zero.GatheredParameters([weight], modifier_rank=None):
-            return weight[:upto].detach().float().mean(dim=0).cpu()
-    return weight[:upto].detach().float().mean(dim=0).cpu()
+            return compute(weight[:upto])
+    return compute(weight[:upto])
 
 
 def build_action_head(model, tokenizer, model_args, finetuning_args, id2label: dict[int, str]) -> ActionHead:
@@ -67,7 +79,7 @@ def build_action_head(model, tokenizer, model_args, finetuning_args, id2label: d
         action_token=finetuning_args.action_token,
         id2label=id2label,
     )
-    head = ActionHead(config, token_id, _mean_embedding(model, token_id))
+    head = ActionHead(config, token_id, _new_row_init(model, token_id))
     saved = _saved_head_path(model_args, finetuning_args)
     if saved is not None:
         saved_config, state = load_action_head_files(saved)
@@ -135,7 +147,9 @@ def run_action_cls(
     logger.info_rank0(
         f"Action head: {head.config.decoder_type} over {head.config.num_classes} classes on "
         f"{head.config.action_token} (id {head.token_embedding.token_id}); "
-        f"<ACTION> embedding lr = {training_args.learning_rate * finetuning_args.action_token_lr_scale:g}."
+        f"<ACTION> embedding lr = {training_args.learning_rate * finetuning_args.action_token_lr_scale:g}; "
+        f"head-only warm-up for {finetuning_args.action_head_warmup_ratio:.0%} of the steps; "
+        f"divergence check: {finetuning_args.action_divergence_check}."
     )
 
     data_collator = ActionClsDataCollator(
