@@ -9,7 +9,7 @@ swaps that subclass into the host parser; nothing else changes for the stock sta
 import os
 import sys
 import typing
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Literal, Optional
 
 from llamafactory.hparams.finetuning_args import FinetuningArguments
@@ -529,6 +529,14 @@ class VideoModelArguments(ModelArguments):
                 "`video_token_pool_stride` must be an integer >= 1 (1 = no pooling), "
                 f"got {self.video_token_pool_stride}."
             )
+
+
+def plugin_keys() -> frozenset[str]:
+    r"""Every key llamafactory-video adds to the host's arguments (stage mixins, model and generation keys)."""
+    keys = {f.name for mixin in STAGE_ARGUMENT_CLASSES.values() for f in fields(mixin)}
+    for mine, host in ((VideoModelArguments, ModelArguments), (VideoGeneratingArguments, GeneratingArguments)):
+        keys |= {f.name for f in fields(mine)} - {f.name for f in fields(host)}
+    return frozenset(keys)
 
 
 def _copyfrom_keeping_subclass(original):

@@ -16,12 +16,12 @@ from llamafactory_video._literals import literal_choices, literal_fields
 
 
 BOGUS = "not_a_valid_choice"
+BEST_MESSAGE = "Invalid value `best` for `scst_baseline`; allowed values: greedy, beam, mean"
 
 
 def _our_argument_classes() -> list[type]:
     r"""Dataclasses defined in our hparams module and in our tools' modules."""
-    import llamafactory_video.tools as tools
-    from llamafactory_video import hparams
+    from llamafactory_video import hparams, tools
 
     modules = [hparams]
     for info in pkgutil.walk_packages(tools.__path__, tools.__name__ + "."):
@@ -176,7 +176,7 @@ def test_a_yaml_with_a_wrong_value_fails_before_any_loading(tmp_path, monkeypatc
 
     path = _write_yaml(tmp_path, scst_baseline="best")
     monkeypatch.setattr(sys, "argv", ["llamafactory-cli", str(path)])
-    with pytest.raises(ValueError, match="Invalid value `best` for `scst_baseline`; allowed values: greedy, beam, mean"):
+    with pytest.raises(ValueError, match=BEST_MESSAGE):
         run_exp()
     assert no_training == []
 
