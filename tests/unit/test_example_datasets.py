@@ -47,7 +47,9 @@ def test_every_example_dataset_is_registered_or_documented(path):
     in_repo_registry = config.get("dataset_dir", "data") == "data"
     for name in _named_datasets(config):
         if in_repo_registry and name in registered:
-            assert name not in documented, f"{path}: `{name}` is registered in data/dataset_info.json: drop the comment"
+            assert name not in documented, (
+                f"{path}: `{name}` is registered in data/dataset_info.json: drop the comment"
+            )
             continue
         where = "data/dataset_info.json" if in_repo_registry else f"dataset_dir `{config['dataset_dir']}`"
         assert name in documented, (
