@@ -9,23 +9,36 @@ swaps that subclass into the host parser; nothing else changes for the stock sta
 import os
 import sys
 import typing
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Literal, Optional
 
 from llamafactory.hparams.finetuning_args import FinetuningArguments
 from llamafactory.hparams.generating_args import GeneratingArguments
 from llamafactory.hparams.model_args import ModelArguments
 
+from ._literals import check_literal_fields
 from .registry import STAGES
 
 
 HOST_STAGES: tuple[str, ...] = typing.get_args(typing.get_type_hints(FinetuningArguments)["stage"])
 ALL_STAGES: tuple[str, ...] = HOST_STAGES + tuple(name for name in STAGES if name not in HOST_STAGES)
 StageName = Literal[ALL_STAGES]  # type: ignore[valid-type]
+STAGE_NOTE = (
+    f"known stages: {', '.join(HOST_STAGES)} (LlamaFactory) and "
+    f"{', '.join(name for name in STAGES if name not in HOST_STAGES)} (llamafactory-video)"
+)
+
+
+class _ChecksLiterals:
+    r"""A stage mixin built on its own (tests, tools) checks its ``Literal`` keys too; inside
+    ``VideoFinetuningArguments`` the combined ``__post_init__`` checks every mixin's keys."""
+
+    def __post_init__(self):
+        check_literal_fields(self)
 
 
 @dataclass
-class ActionClsArguments:
+class ActionClsArguments(_ChecksLiterals):
     r"""Keys of the ``action_cls`` stage (seed 001): the last hidden state of an ``<ACTION>`` token feeds a
     classifier."""
 
@@ -172,7 +185,7 @@ def parse_reward_weights(spec: str) -> dict[str, float]:
 
 
 @dataclass
-class ScstArguments:
+class ScstArguments(_ChecksLiterals):
     r"""Keys of the ``scst`` stage (seed 000): self-critical sequence training of a video captioner."""
 
     scst_num_samples: int = field(default=5, metadata={"help": "Captions sampled per video at each step (K)."})
@@ -224,7 +237,7 @@ FASTSLOW_STRATEGIES = ("interleave", "first_slow", "uniform")
 
 
 @dataclass
-class FastslowArArguments:
+class FastslowArArguments(_ChecksLiterals):
     r"""Keys of the ``fastslow_ar`` stage (seed 004): slow / fast slots, a frame-causal mask and next-slot
     feature reconstruction added to the LM loss."""
 
@@ -321,7 +334,7 @@ class FastslowArArguments:
 
 
 @dataclass
-class SparcAlignArguments:
+class SparcAlignArguments(_ChecksLiterals):
     r"""Keys of the ``sparc_align`` stage (seed 002): video-text contrastive fine-tuning of a CLIP / SigLIP dual
     encoder with a global loss plus the SPARC fine-grained token-to-patch loss."""
 
@@ -470,6 +483,8 @@ def _build_finetuning_arguments() -> type:
     mixins = tuple(STAGE_ARGUMENT_CLASSES[name] for name in STAGES if name in STAGE_ARGUMENT_CLASSES)
 
     def __post_init__(self):
+        # before the host's own checks, so a typo is reported as a typo
+        check_literal_fields(self, owners=(cls, *mixins), notes={"stage": STAGE_NOTE})
         FinetuningArguments.__post_init__(self)
         _validate_active_stage(self)
 
@@ -483,7 +498,8 @@ def _build_finetuning_arguments() -> type:
         ),
         "__post_init__": __post_init__,
     }
-    return dataclass(type("VideoFinetuningArguments", (*mixins, FinetuningArguments), namespace))
+    cls = dataclass(type("VideoFinetuningArguments", (*mixins, FinetuningArguments), namespace))
+    return cls
 
 
 VideoFinetuningArguments = _build_finetuning_arguments()
@@ -501,6 +517,9 @@ class VideoGeneratingArguments(GeneratingArguments):
     no_repeat_ngram_size: Optional[int] = field(
         default=None, metadata={"help": "Forbid repeating n-grams of this size in generations (the seed's 3)."}
     )
+
+    def __post_init__(self):
+        check_literal_fields(self, owners=(VideoGeneratingArguments,))
 
     def to_dict(self, obey_generation_config: bool = False) -> dict:
         args = super().to_dict(obey_generation_config=obey_generation_config)
@@ -528,12 +547,21 @@ class VideoModelArguments(ModelArguments):
     )
 
     def __post_init__(self):
+        check_literal_fields(self, owners=(VideoModelArguments,))
         super().__post_init__()
         if int(self.video_token_pool_stride) != self.video_token_pool_stride or self.video_token_pool_stride < 1:
             raise ValueError(
                 "`video_token_pool_stride` must be an integer >= 1 (1 = no pooling), "
                 f"got {self.video_token_pool_stride}."
             )
+
+
+def plugin_keys() -> frozenset[str]:
+    r"""Every key llamafactory-video adds to the host's arguments (stage mixins, model and generation keys)."""
+    keys = {f.name for mixin in STAGE_ARGUMENT_CLASSES.values() for f in fields(mixin)}
+    for mine, host in ((VideoModelArguments, ModelArguments), (VideoGeneratingArguments, GeneratingArguments)):
+        keys |= {f.name for f in fields(mine)} - {f.name for f in fields(host)}
+    return frozenset(keys)
 
 
 def _copyfrom_keeping_subclass(original):

@@ -11,6 +11,9 @@
 |                                  | peft's adapter save resolves a resized vocabulary on composite configs |
 | llamafactory.train.tuner         | _training_function dispatches plugin stages to their workflows        |
 
+With ``LLAMAFACTORY_VIDEO_DISABLE=1`` none of these run; ``host/disabled.py`` only wraps the parser's
+``_parse_args`` so that a config using our stages or keys fails naming that variable.
+
 Stock stages never reach plugin code paths: each patch defers to the original unless a registered
 stage is in play.
 """

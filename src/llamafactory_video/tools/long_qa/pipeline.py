@@ -13,8 +13,9 @@ import json
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Literal
 
+from ..._literals import check_literal_fields
 from ...data.subtitles import Cue, align_cues, format_subtitles, probe_video, resolve_cues
 from .clips import Clip, iter_clip_frames, make_clips
 from .retrieval import BM25Retriever, EmbeddingRetriever, Retriever
@@ -59,9 +60,12 @@ class LongQAConfig:
     subtitles: str | None = None
     whisper: str | None = None
     embedder: str | None = None
-    embedder_kind: str = "hf"
+    embedder_kind: Literal["hf", "sparc_align"] = "hf"
     rebuild: bool = False
     progress: bool = True
+
+    def __post_init__(self) -> None:
+        check_literal_fields(self)
 
     def index_settings(self) -> dict[str, Any]:
         def norm(path: str | None) -> str | None:

@@ -22,6 +22,13 @@ from .trainer import METRIC_PREFIX, ScstTrainer, write_captions
 
 logger = get_logger(__name__)
 
+INVALID_SAMPLES_HINT = (
+    "scst has no key to skip bad samples (`action_invalid_samples` belongs to action_cls): fix or remove these rows "
+    "(each needs a non-empty `references` list of captions and a readable video; docs/stages/scst.md, Data format), "
+    "or write the data without them with `llamafactory-video check-data --dataset NAME --dataset-dir DIR "
+    "--write-clean FILE` and train on that file."
+)
+
 
 def build_reward(train_dataset: Any, finetuning_args: Any) -> CaptionReward:
     r"""CIDEr-D document frequencies over ALL training references, once (the same on every rank)."""
@@ -59,7 +66,7 @@ def run_scst(
 
     with stage_data_context(finetuning_args):
         dataset_module = get_dataset(template, model_args, data_args, training_args, stage="scst", **tokenizer_module)
-    check_dataset_module(dataset_module, "error", data_args.dataset_dir)
+    check_dataset_module(dataset_module, "error", data_args.dataset_dir, hint=INVALID_SAMPLES_HINT)
 
     train_dataset = dataset_module.get("train_dataset")
     reward_source = train_dataset if train_dataset is not None else dataset_module["eval_dataset"]
