@@ -155,3 +155,38 @@ def test_trainer_resume_goes_through_the_patch(base_dir, tmp_path):
     HeadTrainer(model=fresh, args=args)._load_from_checkpoint(str(tmp_path / "ckpt"))
     with pytest.raises(CheckpointLoadError, match="fake_head.proj.weight"):
         trainer._load_from_checkpoint(str(tmp_path / "ckpt"))  # a stock trainer does not save it apart
+
+
+def test_sparc_full_resume_restores_every_backbone_weight(tmp_path):
+    r"""sparc_align resumes through ``load_trainable_state``: the CLIP backbone must come back whole (it used a
+    silent ``load_state_dict(strict=False)``), and a checkpoint missing weights stops it."""
+    import types
+
+    from llamafactory_video.hparams import SparcAlignArguments
+    from llamafactory_video.host.checkpoint import CheckpointLoadError
+    from llamafactory_video.model.dual_encoder import SparcModelConfig, VideoTextModel, load_trainable_state
+    from llamafactory_video.testing.tiny_dual_encoder import build_tiny_dual_encoder
+    from llamafactory_video.train.sparc_align.workflow import build_backbone
+
+    base = build_tiny_dual_encoder(str(tmp_path / "clip"), kind="clip")
+    model_args = types.SimpleNamespace(model_name_or_path=base, cache_dir=None, trust_remote_code=False)
+    ft_args = types.SimpleNamespace(**{**SparcAlignArguments().__dict__, "finetuning_type": "full"})
+    config = SparcModelConfig(model_type="clip", base_model=base, finetuning_type="full", max_frames=4, video_maxlen=4)
+
+    def build():
+        return VideoTextModel(build_backbone(model_args, ft_args, is_trainable=True), config, ft_args)
+
+    trained = build()
+    with torch.no_grad():
+        for param in trained.parameters():
+            param.add_(0.05 * torch.randn_like(param))
+    trained.save(str(tmp_path / "ckpt"))
+    fresh = build()
+    load_trainable_state(fresh, str(tmp_path / "ckpt"))
+    _same(fresh, trained)
+
+    path = str(tmp_path / "ckpt" / "model.safetensors")
+    state = load_file(path)
+    save_file({k: v for k, v in state.items() if "vision_model" not in k}, path, metadata={"format": "pt"})
+    with pytest.raises(CheckpointLoadError, match=r"ckpt do not load.*vision_model"):
+        load_trainable_state(build(), str(tmp_path / "ckpt"))
