@@ -26,6 +26,7 @@ HOOKED_MODULES = frozenset(
         "llamafactory.data.mm_plugin",
         "llamafactory.model.loader",
         "llamafactory.train.tuner",
+        "llamafactory.train.trainer_utils",
     )
 )
 

@@ -250,3 +250,67 @@ def test_importing_the_plugin_before_the_host_still_patches():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip().splitlines()[-1] == "True"
+
+
+def test_trainer_checkpoint_loading_we_replace():
+    r"""What host/checkpoint.py relies on in transformers: save_pretrained writes the checkpoint with the weight
+    conversions reverted; the stock resume and best-model paths read it back with a plain ``load_state_dict`` and only
+    warn about missing keys; the conversion helpers we call keep their signatures. When transformers converts keys on
+    resume itself (huggingface/transformers#48805), the patch can go."""
+    import llamafactory.train.trainer_utils as host_trainer_utils
+    from transformers import PreTrainedModel, Trainer
+    from transformers import core_model_loading as cml
+    from transformers.conversion_mapping import get_model_conversion_mapping
+    from transformers.pytorch_utils import id_tensor_storage  # noqa: F401
+    from transformers.trainer_utils import _is_peft_model  # noqa: F401
+    from transformers.utils import is_sagemaker_mp_enabled  # noqa: F401
+    from transformers.utils.import_utils import check_torch_load_is_safe  # noqa: F401
+
+    assert host_trainer_utils.Trainer is Trainer  # the class the patch is installed on
+    for name, params in (
+        ("_load_from_checkpoint", ["self", "resume_from_checkpoint", "model"]),
+        ("_load_best_model", ["self"]),
+    ):
+        patched = getattr(Trainer, name)
+        stock = patched.__wrapped__
+        assert list(inspect.signature(stock).parameters) == params == list(inspect.signature(patched).parameters)
+        source = inspect.getsource(stock)
+        assert "model.load_state_dict(state_dict, False)" in source, name  # no key conversion
+        assert "load_sharded_checkpoint(" in source and "self._issue_warnings_after_load(load_result)" in source, name
+    warn = inspect.getsource(Trainer._issue_warnings_after_load)
+    assert "logger.warning" in warn and "raise" not in warn  # missing keys only warn
+    train = inspect.getsource(Trainer._inner_training_loop) + inspect.getsource(Trainer.train)
+    assert "self._load_from_checkpoint(resume_from_checkpoint)" in train
+    assert "revert_weight_conversion(model_to_save, state_dict)" in inspect.getsource(PreTrainedModel.save_pretrained)
+    assert "model._weight_conversions = " in inspect.getsource(cml)
+    assert list(inspect.signature(cml.rename_source_key).parameters) == [
+        "source_key",
+        "weight_renamings",
+        "weight_converters",
+        "prefix",
+        "meta_state_dict",
+    ]
+    for cls in (cml.WeightRenaming, cml.WeightConverter):
+        assert list(inspect.signature(cls.add_tensor).parameters) == [
+            "self",
+            "target_key",
+            "source_key",
+            "source_pattern",
+            "future",
+        ]
+        assert list(inspect.signature(cls.convert).parameters)[:4] == ["self", "layer_name", "model", "config"]
+    assert "add_legacy" in inspect.signature(get_model_conversion_mapping).parameters
+    assert callable(cml.dot_natural_key)
+
+
+def test_disable_env_leaves_the_trainer_untouched():
+    code = (
+        "import llamafactory.train.trainer_utils; from transformers import Trainer; "
+        "print(*(hasattr(getattr(Trainer, m), '__wrapped__') for m in ('_load_from_checkpoint', '_load_best_model')))"
+    )
+    env = dict(os.environ, LLAMAFACTORY_VIDEO_DISABLE="1")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "False False"
+    env.pop("LLAMAFACTORY_VIDEO_DISABLE")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "True True"

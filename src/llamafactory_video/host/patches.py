@@ -10,12 +10,14 @@
 | llamafactory.model.loader        | video token pooling (model key or saved json) on processor and model; |
 |                                  | peft's adapter save resolves a resized vocabulary on composite configs |
 | llamafactory.train.tuner         | _training_function dispatches plugin stages to their workflows        |
+| llamafactory.train.trainer_utils | transformers.Trainer resumes full weights with the key conversion and |
+|                                  | stops on weights that do not load (every stage, stock ones included)  |
 
 With ``LLAMAFACTORY_VIDEO_DISABLE=1`` none of these run; ``host/disabled.py`` only wraps the parser's
 ``_parse_args`` so that a config using our stages or keys fails naming that variable.
 
 Stock stages never reach plugin code paths: each patch defers to the original unless a registered
-stage is in play.
+stage is in play. The exception is the checkpoint patch: a transformers bug fix that stock stages need as much as ours.
 """
 
 import sys
@@ -76,6 +78,12 @@ def patch_tuner(module: ModuleType) -> None:
     patch_training_function(module)
 
 
+def patch_trainer_utils(module: ModuleType) -> None:
+    from .checkpoint import patch_trainer
+
+    patch_trainer(module.Trainer)  # the transformers.Trainer every host and plugin trainer derives from
+
+
 PATCHES: dict[str, Callable[[ModuleType], None]] = {
     "llamafactory.extras.constants": patch_constants,
     "llamafactory.hparams.parser": patch_hparams_parser,
@@ -84,6 +92,7 @@ PATCHES: dict[str, Callable[[ModuleType], None]] = {
     "llamafactory.data.mm_plugin": patch_mm_plugin,
     "llamafactory.model.loader": patch_model_loader,
     "llamafactory.train.tuner": patch_tuner,
+    "llamafactory.train.trainer_utils": patch_trainer_utils,
 }
 
 

@@ -395,8 +395,6 @@ class VideoTextModel(nn.Module):
 
 def load_trainable_state(model: "VideoTextModel", checkpoint_dir: str) -> None:
     r"""Load a checkpoint written by :meth:`VideoTextModel.save` into ``model`` in place (resume)."""
-    import glob
-
     from safetensors.torch import load_file
 
     if hasattr(model.backbone, "peft_config"):
@@ -404,12 +402,10 @@ def load_trainable_state(model: "VideoTextModel", checkpoint_dir: str) -> None:
 
         set_peft_model_state_dict(model.backbone, load_file(os.path.join(checkpoint_dir, "adapter_model.safetensors")))
     else:
-        state: dict[str, torch.Tensor] = {}
-        for path in sorted(glob.glob(os.path.join(checkpoint_dir, "model*.safetensors"))):
-            state.update(load_file(path))
-        if not state:
-            raise FileNotFoundError(f"no model*.safetensors in {checkpoint_dir}")
-        model.backbone.load_state_dict(state, strict=False)
+        from ..host.checkpoint import load_model_checkpoint
+
+        # save_pretrained wrote it with the weight conversions reverted; every backbone weight must come back
+        load_model_checkpoint(model.backbone, checkpoint_dir)
     model.load_extra_state_dict(load_file(os.path.join(checkpoint_dir, HEADS_NAME)))
 
 

@@ -43,6 +43,15 @@ class HeadCheckpointMixin:
     def _load_head(self, checkpoint_dir: str) -> None:
         raise NotImplementedError
 
+    def checkpoint_keys_saved_apart(self, model, keys: list[str]) -> list[str]:
+        r"""Of the model keys missing from a checkpoint's model file, those this trainer keeps in its head file: every
+        key under a module the plugin attached to the model root (``_save`` splits them off, ``_load_head`` restores
+        them right after the model weights). Called by the host's checkpoint loading (``host/checkpoint.py``)."""
+        ours = {
+            name for name, child in model.named_children() if type(child).__module__.startswith("llamafactory_video.")
+        }
+        return [key for key in keys if key.split(".", 1)[0] in ours]
+
     @override
     def _load_from_checkpoint(self, resume_from_checkpoint: str, model=None):
         super()._load_from_checkpoint(resume_from_checkpoint, model=model)
