@@ -118,8 +118,9 @@ def test_missing_and_undecodable_videos(tiny_qwen25vl, action_data, tmp_path):
     with pytest.raises(ValueError) as err:
         _run(tiny_qwen25vl, data_dir, tmp_path)
     message = str(err.value)
-    assert "sample 0: cannot process media" in message and "nowhere.mp4" in message
-    assert "sample 5: cannot process media" in message and "corrupt.mp4" in message
+    # the pre-training video probe (data/video_probe.py) finds both before any processor runs
+    assert f"dataset `bad.json` sample 0: video {tmp_path / 'nowhere.mp4'}: missing" in message
+    assert f"dataset `bad.json` sample 5: video {corrupt}: cannot open" in message
 
 
 def test_cutoff_that_would_cut_video_tokens(tiny_qwen25vl, action_data, tmp_path):
