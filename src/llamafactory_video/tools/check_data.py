@@ -606,7 +606,13 @@ def check_dataset(options: CheckOptions) -> tuple[dict[str, Any], list[Any]]:
 def _fmt_stats(stats: Optional[dict[str, float]], digits: int = 2) -> str:
     if not stats:
         return "-"
-    return " / ".join(f"{stats[k]:.{digits}f}".rstrip("0").rstrip(".") for k in ("min", "median", "max"))
+    return " / ".join(_fmt_number(stats[k], digits) for k in ("min", "median", "max"))
+
+
+def _fmt_number(value: float, digits: int = 2) -> str:
+    r"""``value`` with at most ``digits`` decimals, trailing decimal zeros dropped (140 stays 140, 2.50 is 2.5)."""
+    text = f"{value:.{digits}f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
 
 
 def format_report(report: dict[str, Any], max_listed: int = MAX_LISTED) -> str:
@@ -756,7 +762,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="decode at most this many frames per video (default 0: all, catches truncated files)",
     )
     parser.add_argument(
-        "--output", default=None, help="JSON report path (default: <dataset_dir>/<dataset>_check.json)"
+        "--output",
+        default=None,
+        help="JSON report path (default: <dataset_dir>/<dataset>_check.json, or the temp folder when read-only)",
     )
     parser.add_argument(
         "--write-clean",
@@ -808,18 +816,39 @@ def run(args: argparse.Namespace) -> int:
         report["clean_file"] = write_records(args.write_clean, clean)
         report["clean_samples"] = len(clean)
     print(format_report(report, max_listed=args.max_listed))
-    try:
-        os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
-        with open(output, "w", encoding="utf-8") as f:
-            json.dump(report, f, indent=2, ensure_ascii=False)
-            f.write("\n")
-    except OSError as err:
-        print(f"error: cannot write the report to {output}: {err}", file=sys.stderr)
-        return 2
-    print(f"report: {os.path.abspath(output)}")
+    written = _write_report(report, output, explicit=bool(args.output))
+    if written is None and args.output:
+        return 2  # an explicit --output that cannot be written is a usage error
+    if written is not None:
+        print(f"report: {written}")
     if args.write_clean:
         print(f"clean copy: {report['clean_file']} ({report['clean_samples']} of {report['num_samples']} samples)")
     return 0 if report["ok"] else 1
+
+
+def _write_report(report: dict[str, Any], output: str, explicit: bool) -> Optional[str]:
+    r"""Write the JSON report; the default place (beside the data) may be read-only: then fall back to the temp
+    folder with a warning (the check's result, and its exit code, do not depend on where the report goes)."""
+    import tempfile
+
+    candidates = [output]
+    if not explicit:
+        candidates.append(os.path.join(tempfile.gettempdir(), "llamafactory_video_check", os.path.basename(output)))
+    for i, path in enumerate(candidates):
+        path = os.path.abspath(path)
+        try:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with open(path, "w", encoding="utf-8") as f:
+                json.dump(report, f, indent=2, ensure_ascii=False)
+                f.write("\n")
+        except OSError as err:
+            level = "error" if explicit else "warning"
+            print(f"{level}: cannot write the report to {path}: {err}", file=sys.stderr)
+            continue
+        if i > 0:
+            print(f"warning: the dataset folder is not writable; wrote the report to {path} instead", file=sys.stderr)
+        return path
+    return None
 
 
 COMMAND = (HELP, add_arguments, run)
