@@ -168,3 +168,14 @@ def test_label_names_must_match_num_classes(tiny_qwen25vl, action_data, tmp_path
     names.write_text(json.dumps(["a", "b", "c"]))
     with pytest.raises(ValueError, match="num_action_classes is 4 but the label-names file lists 3"):
         _run(tiny_qwen25vl, data_dir, tmp_path, action_label_names=str(names))
+
+
+def test_string_label_among_integers_names_file_sample_and_key(tiny_qwen25vl, action_data, tmp_path):
+    samples = _base_samples(action_data)
+    samples[4]["action_label"] = "walk"  # `datasets` cannot store a column of ints and one string
+    data_dir = _write(tmp_path, samples)
+    with pytest.raises(ValueError) as err:
+        _run(tiny_qwen25vl, data_dir, tmp_path)
+    message = str(err.value)
+    assert f"{os.path.join(data_dir, 'bad.json')} sample 4: key `action_label` is a string ('walk')" in message
+    assert "other samples of the file hold a number" in message
