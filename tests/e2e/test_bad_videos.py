@@ -147,3 +147,25 @@ def test_sparc_align_empty_file(broken, tmp_path):
         )
     _assert_named(str(err.value), "bad.json", 0, broken["empty"])
     assert "empty file (0 bytes)" in str(err.value)
+
+
+def test_fastslow_ar_cutoff_that_cuts_video_tokens(tiny_qwen25vl, action_data, tmp_path):
+    samples = _samples(action_data["train_file"], action_data["output_dir"])
+    data_dir = write_sharegpt_dataset(
+        str(tmp_path / "data"), "ok", samples, {"messages": "messages", "videos": "videos"}
+    )
+    with pytest.raises(ValueError) as err:
+        _run(
+            tmp_path,
+            stage="fastslow_ar",
+            model_name_or_path=tiny_qwen25vl,
+            finetuning_type="full",
+            dataset_dir=data_dir,
+            dataset="ok",
+            cutoff_len=12,
+            video_maxlen=8,
+            video_fps=2.0,
+        )
+    message = str(err.value)
+    assert "dataset `ok.json` sample 0:" in message and "but cutoff_len is 12" in message
+    assert "Raise cutoff_len to at least" in message

@@ -86,9 +86,12 @@ def patch_loader(loader: ModuleType) -> None:
         if spec is None:
             return original_get_processor(data_args, stage, template, tokenizer, processor, do_generate=do_generate)
         if spec.host_data_stage:
-            return original_get_processor(
+            from ..data.cutoff import guard_video_truncation
+
+            host_processor = original_get_processor(
                 data_args, spec.host_data_stage, template, tokenizer, processor, do_generate=do_generate
             )
+            return guard_video_truncation(host_processor, spec.name)
         if current_stage_args() is None:
             raise RuntimeError(
                 f"Data for stage `{stage}` must be loaded inside `stage_data_context(finetuning_args)`."
