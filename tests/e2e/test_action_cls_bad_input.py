@@ -118,8 +118,9 @@ def test_missing_and_undecodable_videos(tiny_qwen25vl, action_data, tmp_path):
     with pytest.raises(ValueError) as err:
         _run(tiny_qwen25vl, data_dir, tmp_path)
     message = str(err.value)
-    assert "sample 0: cannot process media" in message and "nowhere.mp4" in message
-    assert "sample 5: cannot process media" in message and "corrupt.mp4" in message
+    # the pre-training video probe (data/video_probe.py) finds both before any processor runs
+    assert f"dataset `bad.json` sample 0: video {tmp_path / 'nowhere.mp4'}: missing" in message
+    assert f"dataset `bad.json` sample 5: video {corrupt}: cannot open" in message
 
 
 def test_cutoff_that_would_cut_video_tokens(tiny_qwen25vl, action_data, tmp_path):
@@ -167,3 +168,14 @@ def test_label_names_must_match_num_classes(tiny_qwen25vl, action_data, tmp_path
     names.write_text(json.dumps(["a", "b", "c"]))
     with pytest.raises(ValueError, match="num_action_classes is 4 but the label-names file lists 3"):
         _run(tiny_qwen25vl, data_dir, tmp_path, action_label_names=str(names))
+
+
+def test_string_label_among_integers_names_file_sample_and_key(tiny_qwen25vl, action_data, tmp_path):
+    samples = _base_samples(action_data)
+    samples[4]["action_label"] = "walk"  # `datasets` cannot store a column of ints and one string
+    data_dir = _write(tmp_path, samples)
+    with pytest.raises(ValueError) as err:
+        _run(tiny_qwen25vl, data_dir, tmp_path)
+    message = str(err.value)
+    assert f"{os.path.join(data_dir, 'bad.json')} sample 4: key `action_label` is a string ('walk')" in message
+    assert "other samples of the file hold a number" in message

@@ -261,3 +261,26 @@ def test_token_count_against_cutoff(clips, tiny_model, tmp_path, capsys):
     assert pooled["video_token_pooling"]["video_tokens_unpooled"] == report["tokens"]["video_tokens"]
     assert pooled["video_tokens"]["max"] * 4 == report["tokens"]["video_tokens"]["max"]
     assert "video_token_pool_stride 2 (average)" in capsys.readouterr().out
+
+
+def test_unwritable_dataset_folder_still_exits_0_when_clean(clips, tmp_path, capsys, monkeypatch):
+    import shutil
+
+    data_dir = tmp_path / "data"
+    shutil.copytree(clips["dir"], data_dir)
+    (data_dir / "clips_good_check.json").mkdir()  # the default report path cannot be written (as on a read-only mount)
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path / "tmp"))
+    code = main(["check-data", "--dataset", "clips_good", "--dataset-dir", str(data_dir), "--no-progress"])
+    out, err = capsys.readouterr()
+    assert "RESULT: OK" in out and code == 0, (out, err)
+    fallback = tmp_path / "tmp" / "llamafactory_video_check" / "clips_good_check.json"
+    assert "warning: cannot write the report" in err and str(fallback) in err
+    assert json.load(open(fallback))["ok"]
+
+
+def test_whole_numbers_keep_their_zeros():
+    from llamafactory_video.tools.check_data import _fmt_stats
+
+    assert _fmt_stats({"min": 140, "median": 140, "max": 140}, 0) == "140 / 140 / 140"
+    assert _fmt_stats({"min": 30.0, "median": 100.0, "max": 2000.0}, 0) == "30 / 100 / 2000"
+    assert _fmt_stats({"min": 2.5, "median": 10.0, "max": 3.25}) == "2.5 / 10 / 3.25"

@@ -314,3 +314,35 @@ def test_disable_env_leaves_the_trainer_untouched():
     env.pop("LLAMAFACTORY_VIDEO_DISABLE")
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert out.stdout.strip().splitlines()[-1] == "True True"
+
+
+def test_video_decoding_patch_points():
+    r"""What host/video.py relies on: the host samples frames from `frames` / `duration` / `time_base` only, decodes
+    the whole stream in `_regularize_videos` (so the probe decodes it all), and every such method is wrapped."""
+    import av
+    from llamafactory.data import mm_plugin
+
+    from llamafactory_video.data.video_probe import decode_facts
+    from llamafactory_video.host.video import host_sampler
+    from llamafactory_video.testing.broken_videos import clip_frames
+    from llamafactory_video.testing.synthetic_videos import write_video
+
+    import tempfile
+
+    samplers = [c for c in vars(mm_plugin).values() if isinstance(c, type) and "_get_video_sample_indices" in vars(c)]
+    assert samplers == [mm_plugin.MMPluginMixin] and issubclass(mm_plugin.BasePlugin, mm_plugin.MMPluginMixin)
+    with tempfile.TemporaryDirectory() as folder:
+        for ext in ("mp4", "avi", "webm"):
+            path = os.path.join(folder, f"v.{ext}")
+            write_video(clip_frames(24), path, fps=8)
+            with av.open(path) as container:
+                stream = container.streams.video[0]
+                stock = mm_plugin.BasePlugin._get_video_sample_indices(None, stream, video_fps=2.0, video_maxlen=16)
+            assert list(stock) == host_sampler(2.0, 16)(decode_facts(path)), ext
+    wrapped = [c for c in vars(mm_plugin).values() if isinstance(c, type) and "_regularize_videos" in vars(c)]
+    assert mm_plugin.MMPluginMixin in wrapped and mm_plugin.Qwen2VLPlugin in wrapped
+    for cls in wrapped:
+        method = vars(cls)["_regularize_videos"]
+        assert hasattr(method, "__wrapped__"), cls.__name__
+        source = inspect.getsource(method.__wrapped__)
+        assert "container.decode(video_stream)" in source and "break" not in source, cls.__name__

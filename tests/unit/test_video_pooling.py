@@ -339,3 +339,10 @@ def test_text_only_batch_with_the_hosts_fake_image(tiny_dir) -> None:
     assert torch.equal(batch["position_ids"][-3:], want)
     with torch.no_grad():
         assert torch.isfinite(model(**batch).loss)
+
+
+def test_saving_line_describes_the_run_and_labels_height_by_width():
+    line = VideoPooling(2, 4).saving_line(4, video_maxlen=6)  # 6 sampled frames -> 3 slots of 4x4 merged tokens
+    assert "a 3-slot video (video_maxlen 6 frames) of 4x4 (HxW) tokens per slot" in line
+    assert "instead of 48 tokens" in line
+    assert "a 5-slot video (video_maxlen 9 frames)" in VideoPooling(2, 4).saving_line(4, video_maxlen=9)

@@ -31,11 +31,32 @@ def patch_loader(loader: ModuleType) -> None:
     active: dict[str, Any] = {"stage": None}
 
     def _get_merged_dataset(dataset_names, model_args, data_args, training_args, stage, return_dict=False):
-        previous, active["stage"] = active["stage"], registry.get_stage(stage)
+        spec = registry.get_stage(stage)
+        previous, active["stage"] = active["stage"], spec
         try:
-            return original_merged(dataset_names, model_args, data_args, training_args, stage, return_dict=return_dict)
+            merged = original_merged(
+                dataset_names, model_args, data_args, training_args, stage, return_dict=return_dict
+            )
+        except Exception as err:
+            if spec is None:
+                raise
+            from ..data.diagnose import explain_load_error
+
+            explained = explain_load_error(err, dataset_names, data_args.dataset_dir)
+            if explained is None:
+                raise
+            raise explained from err
         finally:
             active["stage"] = previous
+        if spec is None or merged is None:
+            return merged
+        # every plugin stage: each sample's videos decode as far as training samples them, checked before training
+        from .video import check_converted
+
+        split = "eval" if dataset_names == data_args.eval_dataset and dataset_names != data_args.dataset else "train"
+        args = current_stage_args()
+        mode = "skip" if getattr(args, "action_invalid_samples", "error") == "skip" else "error"
+        return check_converted(merged, model_args, split, mode)
 
     def align_dataset(dataset, dataset_attr, data_args, training_args):
         spec = active["stage"]
@@ -65,9 +86,12 @@ def patch_loader(loader: ModuleType) -> None:
         if spec is None:
             return original_get_processor(data_args, stage, template, tokenizer, processor, do_generate=do_generate)
         if spec.host_data_stage:
-            return original_get_processor(
+            from ..data.cutoff import guard_video_truncation
+
+            host_processor = original_get_processor(
                 data_args, spec.host_data_stage, template, tokenizer, processor, do_generate=do_generate
             )
+            return guard_video_truncation(host_processor, spec.name)
         if current_stage_args() is None:
             raise RuntimeError(
                 f"Data for stage `{stage}` must be loaded inside `stage_data_context(finetuning_args)`."

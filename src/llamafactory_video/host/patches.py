@@ -5,8 +5,10 @@
 | llamafactory.extras.constants    | LlamaBoard's TRAINING_STAGES gains each registered stage's label      |
 | llamafactory.hparams.parser      | FinetuningArguments -> VideoFinetuningArguments (stage choices, keys)  |
 | llamafactory.data.parser         | DatasetAttr.join also reads extra columns and `label_names`           |
-| llamafactory.data.loader         | plugin stages: extra columns kept, sample indices, own processor      |
-| llamafactory.data.mm_plugin      | qwen2_vl: pooled <|video_pad|> count when the processor asks for it   |
+| llamafactory.data.loader         | plugin stages: extra columns kept, sample indices, own processor,     |
+|                                  | videos probed before training, load errors naming file/sample/key     |
+| llamafactory.data.mm_plugin      | qwen2_vl: pooled <|video_pad|> count when the processor asks for it;  |
+|                                  | _regularize_videos: decode failures / short files name file + sample |
 | llamafactory.model.loader        | video token pooling (model key or saved json) on processor and model; |
 |                                  | peft's adapter save resolves a resized vocabulary on composite configs |
 | llamafactory.train.tuner         | _training_function dispatches plugin stages to their workflows        |
@@ -58,8 +60,10 @@ def patch_data_loader(module: ModuleType) -> None:
 
 def patch_mm_plugin(module: ModuleType) -> None:
     from .pooling import patch_mm_plugin as patch
+    from .video import patch_regularize_videos
 
     patch(module)
+    patch_regularize_videos(module)
 
 
 def patch_model_loader(module: ModuleType) -> None:

@@ -60,7 +60,7 @@ def _pooled_process_messages(module, plugin, messages, images, videos, audios, p
     _log_once(
         "first-video",
         f"video token pooling {pooling.describe()}: first video {first[0]} slots of {first[1] // merge}x"
-        f"{first[2] // merge} tokens -> {video_counts[0]} video tokens instead of {stock} "
+        f"{first[2] // merge} (HxW) tokens -> {video_counts[0]} video tokens instead of {stock} "
         f"({stock / max(video_counts[0], 1):.1f}x fewer).",
     )
 
@@ -100,7 +100,8 @@ def patch_model_loader(module: ModuleType) -> None:
         if pooling is not None:
             attach_to_processor(tokenizer_module.get("processor"), pooling)
             side = merged_side(tokenizer_module.get("processor"))
-            _log_once("tokenizer", f"{pooling.saving_line(side)} (from {source}).")
+            maxlen = getattr(model_args, "video_maxlen", None)
+            _log_once("tokenizer", f"{pooling.saving_line(side, video_maxlen=maxlen)} (from {source}).")
         return tokenizer_module
 
     def load_model(tokenizer, model_args, finetuning_args, is_trainable=False, add_valuehead=False):

@@ -84,14 +84,19 @@ class VideoPooling:
             f"{'' if self.strategy == 'interleave' else f' (slow ratio {self.slow_ratio})'}, {self.mode}"
         )
 
-    def saving_line(self, merged_side: int, num_slots: int = 8) -> str:
-        r"""One line on the token saving for a video of ``num_slots`` slots of ``merged_side`` squared tokens."""
+    def saving_line(self, merged_side: int, num_slots: int = 8, video_maxlen: int | None = None) -> str:
+        r"""One line on the token saving for a video of ``num_slots`` slots of ``merged_side`` x ``merged_side``
+        (height x width) merged tokens; given the run's ``video_maxlen``, the slots are those of a video sampled
+        to that many frames (2 frames per slot)."""
+        if video_maxlen is not None:
+            num_slots = slots_for_frames(video_maxlen)
         grid = [[num_slots, merged_side * 2, merged_side * 2]]
         pooled = self.placeholder_counts(grid, 2)[0]
         stock = num_slots * merged_side * merged_side
+        source = f" (video_maxlen {video_maxlen} frames)" if video_maxlen is not None else ""
         return (
-            f"video token pooling {self.describe()}: a {num_slots}-slot video of {merged_side}x{merged_side} "
-            f"tokens per slot costs {pooled} instead of {stock} tokens ({stock / max(pooled, 1):.1f}x fewer)"
+            f"video token pooling {self.describe()}: a {num_slots}-slot video{source} of {merged_side}x{merged_side} "
+            f"(HxW) tokens per slot costs {pooled} instead of {stock} tokens ({stock / max(pooled, 1):.1f}x fewer)"
         )
 
     # ------------------------------------------------------------------ persistence
@@ -147,6 +152,11 @@ def attach_to_processor(processor: Any, pooling: VideoPooling | None) -> None:
             raise ValueError("video token pooling needs a multimodal processor; this model has none.")
         return
     setattr(processor, PROCESSOR_ATTR, None if pooling is None or pooling.is_identity else pooling)
+
+
+def slots_for_frames(num_frames: int, temporal_patch_size: int = 2) -> int:
+    r"""Temporal slots (``grid_t``) of a video of ``num_frames`` sampled frames (odd counts are padded)."""
+    return max(1, -(-int(num_frames) // temporal_patch_size))
 
 
 def merged_side(processor: Any) -> int:

@@ -3,8 +3,9 @@
 For a dataset in ``dataset_info.json`` (read with LlamaFactory's own parser and converter, so columns, tags
 and ``media_dir`` resolution are exactly the host's) it reports:
 
-* videos that are missing, empty (0 bytes), cannot be opened or decoded, or decode no frame (decoded in
-  parallel worker processes, with a progress bar);
+* videos that are missing, empty (0 bytes), cannot be opened or decoded, or decode fewer frames than their
+  header declares (the probe every stage runs before training, ``data/video_probe.py``: decoded in parallel
+  threads, cached per file, with a progress bar);
 * duration / fps / width / height / frame-count statistics of the good videos;
 * declared columns absent from the data, malformed conversations, ``<video>`` placeholders that do not match
   the number of videos, missing images / audios;
@@ -16,8 +17,8 @@ and ``media_dir`` resolution are exactly the host's) it reports:
 The report is printed and written as JSON; ``--write-clean`` writes the data without the bad samples. Exit
 code 0 when clean, 1 when a problem is found, 2 on a usage error, so it can gate a training script.
 
-Module-level imports are standard library only: ``llamafactory-video --help`` imports this module, and
-decoding workers (spawned processes) import it too. LlamaFactory is imported when the check runs.
+Module-level imports are standard library only (and PyAV, lazily): ``llamafactory-video --help`` imports this
+module. LlamaFactory is imported when the check runs.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
+from ..data.video_probe import probe_video, probe_videos  # noqa: F401 - standard library + PyAV (lazily)
 
 HELP = "check a registered video dataset: missing / undecodable videos, columns, labels, tokens vs cutoff_len"
 
@@ -71,129 +73,10 @@ class DataReadError(Exception):
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# Video probing (runs in worker processes: standard library + PyAV only)
+# Video probing: the probe every stage runs before training (data/video_probe.py), so check-data and training agree
 # ----------------------------------------------------------------------------------------------------------------
 
-
-def probe_video(path: str, max_frames: int = 0) -> dict[str, Any]:
-    r"""Open and decode one video with PyAV.
-
-    Returns ``{"path", "ok", "kind", "reason", "frames", "duration", "fps", "width", "height", "codec"}``;
-    ``kind`` is ``missing_video``, ``empty_video`` or ``undecodable_video`` when not ``ok``. All frames are
-    decoded unless ``max_frames > 0`` (a truncated file often fails only near its end); a video that decodes
-    fewer frames than its header declares (beyond a 5 % / 2-frame tolerance) is reported as truncated.
-    """
-    info: dict[str, Any] = {
-        "path": path,
-        "ok": False,
-        "kind": "",
-        "reason": "",
-        "frames": 0,
-        "duration": None,
-        "fps": None,
-        "width": None,
-        "height": None,
-        "codec": None,
-    }
-    if not os.path.exists(path):
-        info.update(kind="missing_video", reason="missing")
-        return info
-    if not os.path.isfile(path):
-        info.update(kind="missing_video", reason="not a file")
-        return info
-    if os.path.getsize(path) == 0:
-        info.update(kind="empty_video", reason="empty file (0 bytes)")
-        return info
-
-    import av
-
-    try:
-        container = av.open(path, "r")
-    except Exception as err:  # noqa: BLE001 - any failure to open is the finding
-        info.update(kind="undecodable_video", reason=f"cannot open: {type(err).__name__}: {err}")
-        return info
-    try:
-        streams = container.streams.video
-        if not streams or streams[0].codec_context is None:
-            info.update(kind="undecodable_video", reason="no decodable video stream")
-            return info
-        stream = streams[0]
-        declared = int(stream.frames or 0)
-        info["codec"] = stream.codec_context.name
-        info["fps"] = float(stream.average_rate) if stream.average_rate else None
-        info["width"] = stream.codec_context.width or None
-        info["height"] = stream.codec_context.height or None
-        if stream.duration is not None and stream.time_base is not None:
-            info["duration"] = float(stream.duration * stream.time_base)
-        elif container.duration is not None:
-            info["duration"] = container.duration / 1_000_000
-        frames = 0
-        try:
-            for frame in container.decode(stream):
-                if frames == 0:
-                    info["width"], info["height"] = frame.width, frame.height
-                frames += 1
-                if max_frames and frames >= max_frames:
-                    break
-        except Exception as err:  # noqa: BLE001
-            info.update(
-                frames=frames,
-                kind="undecodable_video",
-                reason=f"decoding failed after {frames} frames: {type(err).__name__}: {err}",
-            )
-            return info
-        info["frames"] = frames
-        if frames == 0:
-            info.update(kind="undecodable_video", reason="no frame decodes")
-            return info
-        if not max_frames and declared and frames < declared - max(2, declared // 20):
-            info.update(
-                kind="undecodable_video",
-                reason=f"truncated: {frames} of the {declared} frames its header declares decode",
-            )
-            return info
-        if info["duration"] is None and info["fps"] and not max_frames:
-            info["duration"] = frames / info["fps"]
-        info["ok"] = True
-        return info
-    except Exception as err:  # noqa: BLE001 - a broken header can fail anywhere
-        info.update(kind="undecodable_video", reason=f"cannot read: {type(err).__name__}: {err}")
-        return info
-    finally:
-        container.close()
-
-
-def _probe_star(job: tuple[str, int]) -> dict[str, Any]:
-    return probe_video(*job)
-
-
-def probe_videos(paths: list[str], workers: int = 1, max_frames: int = 0, progress: bool = True) -> dict[str, dict]:
-    r"""Probe every path (each once) with ``workers`` spawned processes (inline when ``workers <= 1``)."""
-    from tqdm import tqdm
-
-    jobs = [(path, max_frames) for path in paths]
-    bar = tqdm(
-        total=len(jobs), desc="Decoding videos", unit="video", disable=not progress or not jobs, file=sys.stderr
-    )
-    results: dict[str, dict] = {}
-    try:
-        if workers <= 1 or len(jobs) <= 1:
-            for job in jobs:
-                results[job[0]] = _probe_star(job)
-                bar.update()
-        else:
-            import multiprocessing
-            from concurrent.futures import ProcessPoolExecutor
-
-            chunksize = max(1, min(32, len(jobs) // (workers * 8)))
-            context = multiprocessing.get_context("spawn")  # safe after torch / tokenizers started threads
-            with ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=context) as pool:
-                for info in pool.map(_probe_star, jobs, chunksize=chunksize):
-                    results[info["path"]] = info
-                    bar.update()
-    finally:
-        bar.close()
-    return results
+# probe_video / probe_videos are imported above from data/video_probe.py
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -723,7 +606,13 @@ def check_dataset(options: CheckOptions) -> tuple[dict[str, Any], list[Any]]:
 def _fmt_stats(stats: Optional[dict[str, float]], digits: int = 2) -> str:
     if not stats:
         return "-"
-    return " / ".join(f"{stats[k]:.{digits}f}".rstrip("0").rstrip(".") for k in ("min", "median", "max"))
+    return " / ".join(_fmt_number(stats[k], digits) for k in ("min", "median", "max"))
+
+
+def _fmt_number(value: float, digits: int = 2) -> str:
+    r"""``value`` with at most ``digits`` decimals, trailing decimal zeros dropped (140 stays 140, 2.50 is 2.5)."""
+    text = f"{value:.{digits}f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
 
 
 def format_report(report: dict[str, Any], max_listed: int = MAX_LISTED) -> str:
@@ -864,7 +753,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--workers",
         type=int,
         default=min(8, os.cpu_count() or 1),
-        help="decoding processes (default: min(8, CPUs); 1 decodes inline)",
+        help="decoding threads (default: min(8, CPUs); 1 decodes inline)",
     )
     parser.add_argument(
         "--max-frames",
@@ -873,7 +762,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="decode at most this many frames per video (default 0: all, catches truncated files)",
     )
     parser.add_argument(
-        "--output", default=None, help="JSON report path (default: <dataset_dir>/<dataset>_check.json)"
+        "--output",
+        default=None,
+        help="JSON report path (default: <dataset_dir>/<dataset>_check.json, or the temp folder when read-only)",
     )
     parser.add_argument(
         "--write-clean",
@@ -925,18 +816,39 @@ def run(args: argparse.Namespace) -> int:
         report["clean_file"] = write_records(args.write_clean, clean)
         report["clean_samples"] = len(clean)
     print(format_report(report, max_listed=args.max_listed))
-    try:
-        os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
-        with open(output, "w", encoding="utf-8") as f:
-            json.dump(report, f, indent=2, ensure_ascii=False)
-            f.write("\n")
-    except OSError as err:
-        print(f"error: cannot write the report to {output}: {err}", file=sys.stderr)
-        return 2
-    print(f"report: {os.path.abspath(output)}")
+    written = _write_report(report, output, explicit=bool(args.output))
+    if written is None and args.output:
+        return 2  # an explicit --output that cannot be written is a usage error
+    if written is not None:
+        print(f"report: {written}")
     if args.write_clean:
         print(f"clean copy: {report['clean_file']} ({report['clean_samples']} of {report['num_samples']} samples)")
     return 0 if report["ok"] else 1
+
+
+def _write_report(report: dict[str, Any], output: str, explicit: bool) -> Optional[str]:
+    r"""Write the JSON report; the default place (beside the data) may be read-only: then fall back to the temp
+    folder with a warning (the check's result, and its exit code, do not depend on where the report goes)."""
+    import tempfile
+
+    candidates = [output]
+    if not explicit:
+        candidates.append(os.path.join(tempfile.gettempdir(), "llamafactory_video_check", os.path.basename(output)))
+    for i, path in enumerate(candidates):
+        path = os.path.abspath(path)
+        try:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with open(path, "w", encoding="utf-8") as f:
+                json.dump(report, f, indent=2, ensure_ascii=False)
+                f.write("\n")
+        except OSError as err:
+            level = "error" if explicit else "warning"
+            print(f"{level}: cannot write the report to {path}: {err}", file=sys.stderr)
+            continue
+        if i > 0:
+            print(f"warning: the dataset folder is not writable; wrote the report to {path} instead", file=sys.stderr)
+        return path
+    return None
 
 
 COMMAND = (HELP, add_arguments, run)

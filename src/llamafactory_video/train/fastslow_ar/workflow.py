@@ -119,7 +119,7 @@ def run_fastslow_ar(
     if processor is None or not supports_pooling(processor):
         raise ValueError(f"`fastslow_ar` needs a Qwen2-VL-family processor; {model_args.model_name_or_path} has none.")
     attach_to_processor(processor, pooling)
-    logger.info_rank0(pooling.saving_line(merged_side(processor)) + ".")
+    logger.info_rank0(pooling.saving_line(merged_side(processor), video_maxlen=model_args.video_maxlen) + ".")
     template = get_template_and_fix_tokenizer(tokenizer, data_args)
 
     if training_args.do_predict and not training_args.predict_with_generate:
