@@ -28,3 +28,12 @@ def caption_data(tmp_path_factory) -> dict:
 @pytest.fixture(scope="session")
 def tiny_qwen2vl(tmp_path_factory) -> str:
     return build_tiny_model(str(tmp_path_factory.mktemp("models") / "tiny-qwen2-vl"), arch="qwen2_vl")
+
+
+@pytest.fixture(scope="session")
+def tiny_qwen2vl_exact_vocab(tmp_path_factory) -> str:
+    r"""Qwen2-VL whose embedding has exactly ``len(tokenizer)`` rows: adding ``<ACTION>`` resizes it (like
+    LLaVA-NeXT-Video, InternVL and any checkpoint whose tokenizer fills its embedding)."""
+    return build_tiny_model(
+        str(tmp_path_factory.mktemp("models") / "tiny-qwen2-vl-exact"), arch="qwen2_vl", vocab_layout="exact"
+    )

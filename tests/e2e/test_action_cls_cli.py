@@ -165,3 +165,57 @@ def test_full_finetuning_saves_head_apart_and_reloads_from_the_model_dir(tiny_qw
     before = read_jsonl(os.path.join(out, "action_predictions.jsonl"))
     after = read_jsonl(os.path.join(reload_out, "action_predictions.jsonl"))
     assert [r["prediction"] for r in after] == [r["prediction"] for r in before]
+
+
+@pytest.mark.parametrize("finetuning_type", ["lora", "full"])
+def test_exact_vocab_model_trains_saves_resumes_and_predicts(tiny_qwen2vl_exact_vocab, action_data, tmp_path, finetuning_type):
+    r"""No spare embedding row: <ACTION> resizes the embedding. The first save used to die in peft
+    (`'Qwen2VLConfig' object has no attribute 'vocab_size'`); now the run saves, resumes to the same weights, and a
+    reload predicts the same classes. The adapter stays LoRA-only: the new row lives in action_decoder.safetensors."""
+    out = str(tmp_path / "run")
+    config = action_cls_config(
+        tiny_qwen2vl_exact_vocab,
+        action_data["output_dir"],
+        out,
+        finetuning_type=finetuning_type,
+        max_steps=6,
+        save_steps=3,
+        logging_steps=3,
+        do_eval=False,
+        do_predict=True,
+        plot_loss=False,
+        preprocessing_num_workers=1,
+        **({"learning_rate": 1e-4} if finetuning_type == "full" else {}),
+    )
+    proc = run_cli(config, str(tmp_path), "train")
+    assert "Resized token embeddings" in proc.stdout + proc.stderr
+    weights = "adapter_model.safetensors" if finetuning_type == "lora" else "model.safetensors"
+    for name in (f"checkpoint-3/{weights}", "checkpoint-3/action_decoder.safetensors", weights):
+        assert os.path.isfile(os.path.join(out, name)), name
+    if finetuning_type == "lora":
+        adapter = load_file(os.path.join(out, weights))
+        assert adapter and all("lora_" in key for key in adapter), [k for k in adapter if "lora_" not in k][:3]
+
+    resumed = str(tmp_path / "resumed")
+    run_cli(
+        dict(config, output_dir=resumed, do_predict=False, resume_from_checkpoint=os.path.join(out, "checkpoint-3")),
+        str(tmp_path),
+        "resume",
+    )
+    for name in (weights, "action_decoder.safetensors"):
+        ref, got = load_file(os.path.join(out, name)), load_file(os.path.join(resumed, name))
+        assert ref.keys() == got.keys()
+        for key in ref:
+            torch.testing.assert_close(got[key], ref[key], atol=1e-6, rtol=1e-5, msg=f"{name}:{key}")
+
+    reload_out = str(tmp_path / "reload")
+    reload = dict(config, output_dir=reload_out, do_train=False)
+    if finetuning_type == "lora":
+        reload["adapter_name_or_path"] = out
+    else:
+        reload["model_name_or_path"] = out
+    run_cli(reload, str(tmp_path), "reload")
+    before = read_jsonl(os.path.join(out, "action_predictions.jsonl"))
+    after = read_jsonl(os.path.join(reload_out, "action_predictions.jsonl"))
+    assert len(after) == action_data["num_test"]
+    assert [r["prediction"] for r in after] == [r["prediction"] for r in before]
