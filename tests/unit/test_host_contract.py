@@ -346,3 +346,39 @@ def test_video_decoding_patch_points():
         assert hasattr(method, "__wrapped__"), cls.__name__
         source = inspect.getsource(method.__wrapped__)
         assert "container.decode(video_stream)" in source and "break" not in source, cls.__name__
+
+
+def test_get_train_args_refuses_auto_resuming_another_stages_checkpoint(tmp_path):
+    r"""host/resume.py wraps ``get_train_args`` (what tuner.py calls for every stage) after the host's auto-resume
+    (``get_last_checkpoint`` of ``output_dir`` when ``overwrite_output_dir`` is false) has set
+    ``resume_from_checkpoint``."""
+    import json
+
+    from llamafactory.hparams import get_train_args, parser
+    from llamafactory.train import tuner
+
+    assert tuner.get_train_args is parser.get_train_args is get_train_args
+    source = inspect.getsource(parser)
+    assert "get_last_checkpoint(training_args.output_dir)" in source
+    assert "training_args.resume_from_checkpoint = last_checkpoint" in source
+
+    out = tmp_path / "out"
+    checkpoint = out / "checkpoint-2"
+    checkpoint.mkdir(parents=True)
+    (checkpoint / "model.safetensors").write_bytes(b"x")
+    manifest = {"stage": "fastslow_ar", "run": "r1", "files": {}}
+    (checkpoint / "llamafactory_video_artifacts.json").write_text(json.dumps(manifest))
+    args = dict(
+        stage="sft",
+        model_name_or_path=str(tmp_path / "model"),
+        do_train=True,
+        finetuning_type="lora",
+        template="qwen2_vl",
+        dataset="x",
+        output_dir=str(out),
+        report_to="none",
+    )
+    with pytest.raises(ValueError, match="written by `stage: fastslow_ar`") as err:
+        get_train_args(dict(args))
+    assert str(checkpoint) in str(err.value) and "overwrite_output_dir" in str(err.value)
+    assert get_train_args(dict(args, overwrite_output_dir=True))[2].resume_from_checkpoint is None

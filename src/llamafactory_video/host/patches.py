@@ -3,7 +3,8 @@
 | host module                      | patch                                                                 |
 |----------------------------------|-----------------------------------------------------------------------|
 | llamafactory.extras.constants    | LlamaBoard's TRAINING_STAGES gains each registered stage's label      |
-| llamafactory.hparams.parser      | FinetuningArguments -> VideoFinetuningArguments (stage choices, keys)  |
+| llamafactory.hparams.parser      | FinetuningArguments -> VideoFinetuningArguments (stage choices, keys); |
+|                                  | get_train_args refuses resuming another stage's checkpoint (all stages)|
 | llamafactory.data.parser         | DatasetAttr.join also reads extra columns and `label_names`           |
 | llamafactory.data.loader         | plugin stages: extra columns kept, sample indices, own processor,     |
 |                                  | videos probed before training, load errors naming file/sample/key     |
@@ -19,7 +20,8 @@ With ``LLAMAFACTORY_VIDEO_DISABLE=1`` none of these run; ``host/disabled.py`` on
 ``_parse_args`` so that a config using our stages or keys fails naming that variable.
 
 Stock stages never reach plugin code paths: each patch defers to the original unless a registered
-stage is in play. The exception is the checkpoint patch: a transformers bug fix that stock stages need as much as ours.
+stage is in play. The exceptions: the checkpoint patch, a transformers bug fix that stock stages need as much as ours,
+and the resume check, which stops a stock stage from auto-resuming a checkpoint one of our stages wrote.
 """
 
 import sys
@@ -38,6 +40,9 @@ def patch_constants(module: ModuleType) -> None:
 
 
 def patch_hparams_parser(module: ModuleType) -> None:
+    from .resume import patch_get_train_args
+
+    patch_get_train_args(module)
     ours = sys.modules.get("llamafactory_video.hparams")
     if ours is not None and not hasattr(ours, "install_into_parser"):
         return  # our hparams module is mid-import (it imported the host first): it installs itself when done

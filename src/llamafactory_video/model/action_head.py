@@ -40,7 +40,7 @@ class ActionHeadConfig:
 
     @classmethod
     def from_json_dict(cls, data: dict) -> "ActionHeadConfig":
-        data = dict(data)
+        data = {k: v for k, v in data.items() if k != "written_by"}  # ownership record (artifacts.py)
         data["id2label"] = {int(k): v for k, v in data.get("id2label", {}).items()}
         return cls(**data)
 

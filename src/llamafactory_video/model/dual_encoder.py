@@ -67,8 +67,10 @@ class SparcModelConfig:
 
     @classmethod
     def load(cls, model_dir: str) -> "SparcModelConfig":
+        from ..artifacts import strip_written_by
+
         with open(os.path.join(model_dir, CONFIG_NAME), encoding="utf-8") as f:
-            return cls(**json.load(f))
+            return cls(**strip_written_by(json.load(f)))
 
 
 class TemporalTransformer(nn.Module):

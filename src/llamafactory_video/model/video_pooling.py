@@ -12,7 +12,9 @@ applied
 Three sources, in this order: the ``fastslow_ar`` stage's keys (its workflow applies them), the model key
 ``video_token_pool_stride`` (any stage, e.g. stock ``sft``), and a ``video_pooling.json`` saved beside an adapter
 or a full model by a pooled run, so ``llamafactory-cli chat`` / ``api`` / ``predict`` of a trained model use the
-pooling it was trained with without any key.
+pooling it was trained with without any key. A saved file is only used when it belongs to the weights beside it
+(``artifacts.pooling_is_trusted``: its ``written_by`` record fingerprints them); a stale one, left by an earlier run
+in a reused directory, is ignored with a warning.
 """
 
 from __future__ import annotations
@@ -108,21 +110,40 @@ class VideoPooling:
 
     @classmethod
     def load(cls, path: str) -> VideoPooling:
+        from ..artifacts import strip_written_by
+
         with open(path, encoding="utf-8") as f:
             data = json.load(f)
         try:
-            return cls(**data)
+            return cls(**strip_written_by(data))
         except (TypeError, ValueError) as err:
             raise ValueError(f"{path}: not a valid {POOLING_FILE}: {err}") from err
 
 
+_WARNED: set[str] = set()
+
+
 def saved_pooling(model_args: Any) -> tuple[VideoPooling | None, str | None]:
-    r"""A ``video_pooling.json`` of the last adapter in ``adapter_name_or_path``, else of ``model_name_or_path``."""
+    r"""A ``video_pooling.json`` of the last adapter in ``adapter_name_or_path``, else of ``model_name_or_path``,
+    that belongs to the weights beside it (one that does not is skipped with a warning)."""
+    from ..artifacts import pooling_is_trusted
+
     candidates = list(reversed(list(getattr(model_args, "adapter_name_or_path", None) or [])))
     candidates.append(getattr(model_args, "model_name_or_path", None))
     for directory in candidates:
         if directory and os.path.isfile(os.path.join(directory, POOLING_FILE)):
             path = os.path.join(directory, POOLING_FILE)
+            trusted, why = pooling_is_trusted(path)
+            if not trusted:
+                if path not in _WARNED:
+                    _WARNED.add(path)
+                    from .._logging import get_logger
+
+                    get_logger("llamafactory_video.pooling").warning_rank0(
+                        f"Ignoring {path}: {why}. Videos are not pooled from it; delete the file, or set "
+                        "`video_token_pool_stride` to pool on purpose."
+                    )
+                continue
             return VideoPooling.load(path), path
     return None, None
 

@@ -10,8 +10,15 @@ import numpy as np
 from llamafactory.extras.ploting import plot_loss
 from llamafactory.train.callbacks import SaveProcessorCallback
 from llamafactory.train.trainer_utils import create_custom_optimizer, create_custom_scheduler
-from transformers import Trainer
+from transformers import Trainer, TrainerCallback
 from typing_extensions import override
+
+from .. import artifacts
+from .._logging import get_logger
+
+
+logger = get_logger(__name__)
+RUN_ATTR = "_lfv_artifact_run"
 
 
 class StepMetricsMixin:
@@ -117,16 +124,65 @@ def preflight_save(trainer: Trainer) -> None:
         shutil.rmtree(probe, ignore_errors=True)
 
 
+class ArtifactManifestCallback(TrainerCallback):
+    r"""After each checkpoint save (rank 0): stale files of earlier runs removed from the checkpoint folder, our
+    JSON configs stamped, ``llamafactory_video_artifacts.json`` written (``artifacts.stamp_and_record``)."""
+
+    def __init__(self, run: artifacts.Run) -> None:
+        self.run = run
+
+    def on_save(self, args, state, control, **kwargs):
+        if state.is_world_process_zero:
+            checkpoint = os.path.join(args.output_dir, f"checkpoint-{state.global_step}")
+            artifacts.stamp_and_record(checkpoint, self.run, logger)
+
+
+def claim_output_dir(trainer: Trainer, training_args: Any, finetuning_args: Any) -> artifacts.Run:
+    r"""Rank 0, before the first step: our files in ``output_dir`` left by another stage or run are removed
+    (``overwrite_output_dir: true``) or refused; later saves record this run's files (``artifacts.py``)."""
+    stage = str(finetuning_args.stage)
+    if trainer.is_world_process_zero():
+        run = artifacts.claim_output_dir(
+            training_args.output_dir,
+            stage,
+            bool(getattr(training_args, "overwrite_output_dir", False)),
+            training_args.resume_from_checkpoint,
+            logger,
+        )
+    else:
+        run = artifacts.new_run(stage, training_args.output_dir)  # only rank 0 writes the record
+    setattr(trainer, RUN_ATTR, run)
+    trainer.add_callback(ArtifactManifestCallback(run))
+    return run
+
+
+def record_outputs(trainer: Trainer, training_args: Any, finetuning_args: Any) -> None:
+    r"""End of a workflow (rank 0): the manifest of ``output_dir`` lists what this invocation wrote there (eval and
+    predict outputs included); files of earlier runs are left alone here."""
+    if not trainer.is_world_process_zero() or not os.path.isdir(training_args.output_dir):
+        return
+    run = getattr(trainer, RUN_ATTR, None)
+    if run is None:
+        run = artifacts.new_run(str(finetuning_args.stage), training_args.output_dir, artifacts.PROCESS_START)
+    if any(artifacts.artifact_stage(name) for name in os.listdir(training_args.output_dir)):
+        artifacts.stamp_and_record(training_args.output_dir, run, logger, remove_stale=False)
+
+
 def train_and_save(trainer: Trainer, training_args: Any, finetuning_args: Any, plot_keys: list[str]) -> None:
-    r"""The host workflows' training block: check the save path, train (resuming if asked), save, metrics, state,
-    curves (``eval_*`` curves only when the run evaluates during training)."""
+    r"""The host workflows' training block: claim ``output_dir`` (stale files of other runs), check the save path,
+    train (resuming if asked), save, record what was saved, metrics, state, curves (``eval_*`` curves only when the
+    run evaluates during training)."""
     if str(getattr(training_args.eval_strategy, "value", training_args.eval_strategy)) == "no":
         plot_keys = [key for key in plot_keys if not key.startswith("eval_")]
+    run = claim_output_dir(trainer, training_args, finetuning_args)
     preflight_save(trainer)
     train_result = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
     trainer.save_model()
+    if trainer.is_world_process_zero():
+        artifacts.stamp_and_record(training_args.output_dir, run, logger)
     trainer.log_metrics("train", train_result.metrics)
     trainer.save_metrics("train", train_result.metrics)
     trainer.save_state()
     if trainer.is_world_process_zero() and finetuning_args.plot_loss:
         plot_loss(training_args.output_dir, keys=["loss"] + plot_keys)
+        artifacts.stamp_and_record(training_args.output_dir, run, logger)

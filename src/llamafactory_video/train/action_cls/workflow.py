@@ -19,7 +19,7 @@ from ...data.context import stage_data_context
 from ...data.labels import resolve_label_names
 from ...data.validation import check_dataset_module
 from ...model.action_head import ActionHead, ActionHeadConfig, attach_action_head, load_action_head_files
-from ..trainer_utils import train_and_save
+from ..trainer_utils import record_outputs, train_and_save
 from .trainer import METRIC_PREFIX, ActionClsTrainer, ComputeActionMetrics, write_eval_report, write_predictions
 
 
@@ -202,4 +202,5 @@ def run_action_cls(
             if compute_metrics.last_report is not None:
                 write_eval_report(training_args.output_dir, "predict", compute_metrics.last_report)
 
+    record_outputs(trainer, training_args, finetuning_args)
     create_modelcard_and_push(trainer, model_args, data_args, training_args, finetuning_args)

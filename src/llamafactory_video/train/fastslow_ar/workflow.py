@@ -26,7 +26,7 @@ from ...model.video_pooling import (
     merged_side,
     supports_pooling,
 )
-from ..trainer_utils import train_and_save
+from ..trainer_utils import record_outputs, train_and_save
 from .trainer import METRIC_PREFIX, FastslowTrainer
 
 
@@ -190,4 +190,5 @@ def run_fastslow_ar(
         trainer.save_metrics("predict", results.metrics)
         trainer.save_predictions(dataset_module["eval_dataset"], results, generating_args.skip_special_tokens)
 
+    record_outputs(trainer, training_args, finetuning_args)
     create_modelcard_and_push(trainer, model_args, data_args, training_args, finetuning_args)

@@ -16,7 +16,7 @@ from ...hparams import parse_reward_weights
 from ...metrics.captions import tokenize
 from ...rewards.cider import CiderDScorer
 from ...rewards.scst import CaptionReward
-from ..trainer_utils import train_and_save
+from ..trainer_utils import record_outputs, train_and_save
 from .trainer import METRIC_PREFIX, ScstTrainer, write_captions
 
 
@@ -115,4 +115,5 @@ def run_scst(
             )
             logger.info_rank0(f"Saved {prefix} captions and metrics to {', '.join(paths)}.")
 
+    record_outputs(trainer, training_args, finetuning_args)
     create_modelcard_and_push(trainer, model_args, data_args, training_args, finetuning_args)

@@ -28,7 +28,7 @@ from ...model.dual_encoder import (
     lora_target_modules,
     model_type_of,
 )
-from ..trainer_utils import train_and_save
+from ..trainer_utils import record_outputs, train_and_save
 from .trainer import METRIC_PREFIX, SparcAlignTrainer
 
 logger = get_logger(__name__)
@@ -188,3 +188,5 @@ def run_sparc_align(
                 positives={"video->text": np.bincount(caption_to_video, minlength=num_videos).tolist()},
             )
             logger.info_rank0(f"Saved the Recall@K curves to {path}.")
+
+    record_outputs(trainer, training_args, finetuning_args)
