@@ -34,10 +34,7 @@ def _fsdp_keys(version: int, layer: str) -> dict:
 
 
 def _action_config(model: str, data: dict, out: str, **overrides) -> dict:
-    return action_cls_config(
-        model,
-        data["output_dir"],
-        out,
+    config = dict(
         max_steps=4,
         save_steps=2,
         logging_steps=1,
@@ -46,8 +43,9 @@ def _action_config(model: str, data: dict, out: str, **overrides) -> dict:
         per_device_train_batch_size=2,
         preprocessing_num_workers=1,
         plot_loss=False,
-        **overrides,
     )
+    config.update(overrides)
+    return action_cls_config(model, data["output_dir"], out, **config)
 
 
 def _assert_close(a: str, b: str, atol: float) -> float:
@@ -114,7 +112,7 @@ def test_action_cls_fsdp2_matches_ddp_saves_full_head_and_resumes(tiny_qwen25vl,
     )
 
 
-def test_fastslow_ar_fsdp1_full_finetuning_saves_and_resumes(tiny_qwen25vl, tmp_path):
+def test_fastslow_ar_fsdp2_full_finetuning_saves_and_resumes(tiny_qwen25vl, tmp_path):
     from llamafactory_video.testing.synthetic_videos import make_caption_dataset
 
     data = make_caption_dataset(
@@ -147,7 +145,7 @@ def test_fastslow_ar_fsdp1_full_finetuning_saves_and_resumes(tiny_qwen25vl, tmp_
         "preprocessing_num_workers": 1,
         "plot_loss": False,
         "seed": 3,
-        **_fsdp_keys(1, "Qwen2_5_VLDecoderLayer"),
+        **_fsdp_keys(2, "Qwen2_5_VLDecoderLayer"),
     }
     out = str(tmp_path / "fsdp1")
     proc = run_cli(dict(config, output_dir=out), str(tmp_path), "fsdp1", env=_fsdp_env())

@@ -48,7 +48,9 @@ def plugin_modules(model: torch.nn.Module) -> list[tuple[str, torch.nn.Module]]:
     found, inside = [], []
     for name, module in model.named_modules():
         inner = getattr(module, "_fsdp_wrapped_module", module)
-        if type(inner).__module__.startswith("llamafactory_video.") and not any(
+        # FSDP2 swaps the class for a subclass ``FSDP<Name>`` defined in torch: look past it
+        cls = next((c for c in type(inner).__mro__ if not c.__module__.startswith("torch.distributed")), object)
+        if cls.__module__.startswith("llamafactory_video.") and not any(
             name.startswith(prefix + ".") for prefix in inside
         ):
             found.append((name, module))
@@ -183,10 +185,11 @@ def prepare_fsdp_for_heads(trainer: Trainer) -> None:
     plugin = trainer.accelerator.state.fsdp_plugin
     if "FULL_STATE_DICT" not in str(plugin.state_dict_type):
         logger.warning_rank0(
-            f"FSDP `state_dict_type` {plugin.state_dict_type} -> FULL_STATE_DICT: this stage writes its head to a file "
-            "of its own, cut from the full state dict gathered at save (a sharded one never reaches `_save`). "
+            f"FSDP `state_dict_type` {plugin.state_dict_type} -> FULL_STATE_DICT: this stage writes its head to a "
+            "file of its own, cut from the full state dict gathered at save (a sharded one never reaches `_save`). "
             "Set `fsdp_state_dict_type: FULL_STATE_DICT` (accelerate config) or FSDP_STATE_DICT_TYPE=FULL_STATE_DICT."
         )
+        plugin.state_dict_config = plugin.optim_state_dict_config = None  # rebuilt for the full type
         plugin.set_state_dict_type("FULL_STATE_DICT")
     heads = head_wrap_class_names(trainer.model)
     if not heads:
