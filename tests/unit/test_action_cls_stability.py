@@ -109,3 +109,17 @@ def test_watch_warns_once_in_warn_mode(tmp_path, monkeypatch):
     watch = DivergenceWatch(num_classes=4, action="warn", patience=2)
     _feed(watch, tmp_path, [(0.5, 0.9)] + [(CHANCE, 0.25)] * 6)
     assert len(warnings) == 1 and "collapsed to chance" in warnings[0]
+
+
+def test_watch_warns_when_training_ends_at_chance(tmp_path, monkeypatch):
+    from llamafactory_video.train.action_cls import trainer
+
+    warnings = []
+    monkeypatch.setattr(trainer.logger, "warning_rank0", lambda message, *a, **k: warnings.append(message))
+    never = DivergenceWatch(num_classes=4)
+    _feed(never, tmp_path, [(CHANCE, 0.25)] * 5)
+    never.on_train_end(_args(tmp_path), None, None)
+    learned = DivergenceWatch(num_classes=4)
+    _feed(learned, tmp_path, [(CHANCE, 0.25), (0.4, 0.9)])
+    learned.on_train_end(_args(tmp_path), None, None)
+    assert len(warnings) == 1 and "ended training at chance" in warnings[0] and "step 60" in warnings[0]

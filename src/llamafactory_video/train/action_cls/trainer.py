@@ -96,6 +96,7 @@ class DivergenceWatch(TrainerCallback):
         self.patience = patience
         self.chance_loss = math.log(num_classes)
         self.best: Optional[tuple[float, int]] = None
+        self.last: Optional[tuple[float, int]] = None
         self.at_chance: list[int] = []
         self.warned = False
 
@@ -122,6 +123,7 @@ class DivergenceWatch(TrainerCallback):
                 args,
             )
             return
+        self.last = (loss, step)
         if self.best is None or loss < self.best[0]:
             self.best = (loss, step)
         accuracy = logs.get(f"{METRIC_PREFIX}/accuracy", 0.0)
@@ -138,6 +140,14 @@ class DivergenceWatch(TrainerCallback):
                 f"(steps {self.at_chance[0]}-{self.at_chance[-1]}, learning rate {lr}). The learning rate is too high "
                 "for this model: lower `learning_rate`, set `max_grad_norm: 1.0`, or raise `action_head_warmup_ratio`.",
                 args,
+            )
+
+    def on_train_end(self, args, state, control, **kwargs):
+        if self.last is not None and self.last[0] >= 0.95 * self.chance_loss:
+            logger.warning_rank0(
+                f"action_cls ended training at chance: the last logged classification loss is {self.last[0]:.3f} "
+                f"(ln {self.num_classes} = {self.chance_loss:.3f}) at step {self.last[1]}. The model has not learned the "
+                "task: check the labels, train longer, or change `learning_rate`."
             )
 
     def on_evaluate(self, args, state, control, metrics=None, **kwargs):
