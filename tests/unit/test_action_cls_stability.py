@@ -123,3 +123,47 @@ def test_watch_warns_when_training_ends_at_chance(tmp_path, monkeypatch):
     _feed(learned, tmp_path, [(CHANCE, 0.25), (0.4, 0.9)])
     learned.on_train_end(_args(tmp_path), None, None)
     assert len(warnings) == 1 and "ended training at chance" in warnings[0] and "step 60" in warnings[0]
+
+
+class _FakeTrainer:
+    def __init__(self, output_dir, model, fail=None):
+        self.args = types.SimpleNamespace(output_dir=output_dir)
+        self.model = model
+        self.is_deepspeed_enabled = self.is_fsdp_enabled = False
+        self.fail = fail
+        self.saved_to = []
+
+    def is_world_process_zero(self):
+        return True
+
+    def _save(self, output_dir):
+        self.saved_to.append(output_dir)
+        if self.fail:
+            raise self.fail
+
+
+def _peft_model():
+    from peft import LoraConfig, get_peft_model
+
+    base = torch.nn.Sequential(torch.nn.Linear(4, 4))
+    return get_peft_model(base, LoraConfig(target_modules=["0"], r=2))
+
+
+def test_preflight_save_stops_before_step_0_on_what_the_first_save_would_hit(tmp_path):
+    from llamafactory_video.train.trainer_utils import preflight_save
+
+    # the adapter save path fails (e.g. the peft vocab_size crash): named, before training
+    trainer = _FakeTrainer(str(tmp_path / "out"), _peft_model(), fail=AttributeError("no attribute 'vocab_size'"))
+    with pytest.raises(RuntimeError, match="could not be saved.*vocab_size.*before the first step"):
+        preflight_save(trainer)
+    assert trainer.saved_to and not any(p.exists() for p in (tmp_path / "out").iterdir())  # the probe is gone
+
+    # output_dir cannot be created (a file is in the way): named
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ValueError, match="`output_dir` .*file/out is not writable"):
+        preflight_save(_FakeTrainer(str(tmp_path / "file" / "out"), _peft_model()))
+
+    # a working save leaves nothing behind
+    ok = _FakeTrainer(str(tmp_path / "ok"), _peft_model())
+    preflight_save(ok)
+    assert ok.saved_to and list((tmp_path / "ok").iterdir()) == []
