@@ -154,6 +154,12 @@ def build_tiny_dual_encoder(
     num_heads: int = 4,
     seed: int = 0,
     num_frames: int = 4,
+    intermediate_size: int | None = None,
+    text_hidden_size: int | None = None,
+    text_num_layers: int | None = None,
+    text_num_heads: int | None = None,
+    text_intermediate_size: int | None = None,
+    text_vocab_size: int | None = None,
 ) -> str:
     r"""Write a tiny random ``kind`` (``clip``, ``siglip`` or ``xclip``) checkpoint to ``output_dir``; returns the
     directory.
@@ -168,6 +174,13 @@ def build_tiny_dual_encoder(
         hidden_size / projection_dim / num_layers / num_heads: tower sizes (both towers alike).
         seed: weight initialisation seed.
         num_frames: X-CLIP only, the frame count its cross-frame attention and ``mit`` are built for.
+        intermediate_size: MLP width of the vision tower (default ``2 * hidden_size``; of both towers unless
+            ``text_intermediate_size`` is given).
+        text_hidden_size / text_num_layers / text_num_heads / text_intermediate_size: the text tower's sizes when
+            they differ from the vision tower's (default: the same). CLIP ViT-B/16: vision 768 wide, 12 layers,
+            12 heads, MLP 3072, image 224, patch 16; text 512 wide, 12 layers, 8 heads, MLP 2048; projection 512.
+        text_vocab_size: text embedding rows (default ``len(tokenizer)``; the released CLIP has 49,408; rows past
+            the tokenizer are never used).
     """
     import torch
 
@@ -176,21 +189,30 @@ def build_tiny_dual_encoder(
     tokenizer = build_tiny_clip_tokenizer()
     common = dict(
         hidden_size=hidden_size,
-        intermediate_size=hidden_size * 2,
+        intermediate_size=intermediate_size or hidden_size * 2,
         num_hidden_layers=num_layers,
         num_attention_heads=num_heads,
     )
+    if text_intermediate_size is None:
+        text_intermediate_size = 2 * text_hidden_size if text_hidden_size else common["intermediate_size"]
+    text_common = dict(
+        hidden_size=text_hidden_size or hidden_size,
+        intermediate_size=text_intermediate_size,
+        num_hidden_layers=text_num_layers or num_layers,
+        num_attention_heads=text_num_heads or num_heads,
+    )
+    text_vocab = max(text_vocab_size or 0, len(tokenizer))
     if kind == "clip":
         from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor
 
         config = CLIPConfig(
             text_config=dict(
-                vocab_size=len(tokenizer),
+                vocab_size=text_vocab,
                 max_position_embeddings=tokenizer.model_max_length,
                 bos_token_id=tokenizer.bos_token_id,
                 eos_token_id=tokenizer.eos_token_id,
                 pad_token_id=tokenizer.pad_token_id,
-                **common,
+                **text_common,
             ),
             vision_config=dict(image_size=image_size, patch_size=patch_size, **common),
             projection_dim=projection_dim,
@@ -205,10 +227,10 @@ def build_tiny_dual_encoder(
 
         config = SiglipConfig(
             text_config=dict(
-                vocab_size=len(tokenizer),
+                vocab_size=text_vocab,
                 max_position_embeddings=tokenizer.model_max_length,
                 projection_size=projection_dim,
-                **common,
+                **text_common,
             ),
             vision_config=dict(image_size=image_size, patch_size=patch_size, **common),
         )
@@ -220,12 +242,12 @@ def build_tiny_dual_encoder(
 
         config = XCLIPConfig(
             text_config=dict(
-                vocab_size=len(tokenizer),
+                vocab_size=text_vocab,
                 max_position_embeddings=tokenizer.model_max_length,
                 bos_token_id=tokenizer.bos_token_id,
                 eos_token_id=tokenizer.eos_token_id,
                 pad_token_id=tokenizer.pad_token_id,
-                **common,
+                **text_common,
             ),
             vision_config=dict(
                 image_size=image_size,

@@ -392,6 +392,11 @@ def _mrope_section(head_dim: int) -> list[int]:
     return [half - 2 * base, base, base]
 
 
+def _mlp_ratio(intermediate: int, width: int) -> float | int:
+    """Qwen2-VL's vision ``mlp_ratio`` for an MLP ``intermediate`` wide (an int when it divides evenly)."""
+    return intermediate // width if intermediate % width == 0 else intermediate / width
+
+
 def _padded_vocab_size(num_tokens: int) -> int:
     """Round ``num_tokens`` up to a multiple of 64 keeping at least 64 spare rows."""
     return int(math.ceil((num_tokens + _SPARE_ROWS) / 64) * 64)
@@ -403,18 +408,34 @@ def _build_config(
     vocab_size: int,
     hidden_size: int,
     num_layers: int,
+    num_heads: int = 4,
+    num_kv_heads: int = 2,
+    intermediate_size: int | None = None,
+    vision_depth: int = 2,
+    vision_hidden_size: int = 32,
+    vision_num_heads: int = 2,
+    vision_intermediate_size: int | None = None,
 ) -> Any:
-    """Create the (tiny) ``Qwen2VLConfig`` / ``Qwen2_5_VLConfig``."""
+    """Create the (tiny by default) ``Qwen2VLConfig`` / ``Qwen2_5_VLConfig``."""
     from transformers import Qwen2_5_VLConfig, Qwen2VLConfig
 
-    num_heads, num_kv_heads = 4, 2
+    if num_heads < 1 or num_kv_heads < 1 or num_heads % num_kv_heads != 0:
+        raise ValueError(f"num_heads ({num_heads}) must be a positive multiple of num_kv_heads ({num_kv_heads})")
     if hidden_size % num_heads != 0 or (hidden_size // num_heads) % 2 != 0 or hidden_size // num_heads < 6:
-        raise ValueError(f"hidden_size must be a multiple of 8 and >= 24 (4 heads, even head_dim); got {hidden_size}")
+        raise ValueError(
+            f"hidden_size must be a multiple of {2 * num_heads} and >= {6 * num_heads} "
+            f"({num_heads} heads, even head_dim >= 6); got {hidden_size}"
+        )
+    if vision_depth < 1 or vision_hidden_size % vision_num_heads != 0:
+        raise ValueError(
+            f"vision_depth must be >= 1 and vision_hidden_size ({vision_hidden_size}) a multiple of "
+            f"vision_num_heads ({vision_num_heads})"
+        )
     head_dim = hidden_size // num_heads
     text_config: dict[str, Any] = {
         "vocab_size": vocab_size,
         "hidden_size": hidden_size,
-        "intermediate_size": 2 * hidden_size,
+        "intermediate_size": intermediate_size or 2 * hidden_size,
         "num_hidden_layers": num_layers,
         "num_attention_heads": num_heads,
         "num_key_value_heads": num_kv_heads,
@@ -435,8 +456,8 @@ def _build_config(
         "dtype": "float32",
     }
     vision_common: dict[str, Any] = {
-        "depth": 2,
-        "num_heads": 2,
+        "depth": vision_depth,
+        "num_heads": vision_num_heads,
         "in_channels": 3,
         "patch_size": _PATCH_SIZE,
         "spatial_merge_size": _MERGE_SIZE,
@@ -445,21 +466,22 @@ def _build_config(
     if arch == "qwen2_vl":
         vision_config = {
             **vision_common,
-            "embed_dim": 32,
+            "embed_dim": vision_hidden_size,
             "hidden_size": hidden_size,  # output (projection) size == text hidden size
-            "mlp_ratio": 2,
+            "mlp_ratio": _mlp_ratio(vision_intermediate_size or 2 * vision_hidden_size, vision_hidden_size),
             "hidden_act": "quick_gelu",
         }
         config_cls = Qwen2VLConfig
     else:
         vision_config = {
             **vision_common,
-            "hidden_size": 32,
+            "hidden_size": vision_hidden_size,
             "out_hidden_size": hidden_size,
-            "intermediate_size": 64,
+            "intermediate_size": vision_intermediate_size or 2 * vision_hidden_size,
             "hidden_act": "silu",
             "window_size": 112,
-            "fullatt_block_indexes": [1],  # block 0 windowed, block 1 (last) full attention
+            # windowed blocks, the last one full attention (default depth 2: block 0 windowed, block 1 full)
+            "fullatt_block_indexes": [vision_depth - 1],
             "tokens_per_second": 2,
         }
         config_cls = Qwen2_5_VLConfig
@@ -486,6 +508,15 @@ def build_tiny_model(
     num_layers: int = 2,
     vocab_size: int | None = None,
     vocab_layout: VocabLayout = "padded",
+    num_heads: int = 4,
+    num_kv_heads: int = 2,
+    intermediate_size: int | None = None,
+    vision_depth: int = 2,
+    vision_hidden_size: int = 32,
+    vision_num_heads: int = 2,
+    vision_intermediate_size: int | None = None,
+    max_pixels: int = _MAX_PIXELS,
+    dtype: Literal["float32", "bfloat16"] = "float32",
 ) -> str:
     """Write a tiny random Qwen2-VL / Qwen2.5-VL checkpoint with a real tokenizer and processor.
 
@@ -508,6 +539,14 @@ def build_tiny_model(
         vocab_layout: When ``vocab_size`` is not given: ``"padded"`` (spare rows, like the released Qwen
             checkpoints) or ``"exact"`` (exactly ``len(tokenizer)`` rows, like LLaVA-NeXT-Video, InternVL and any
             checkpoint whose tokenizer fills its embedding: adding a token resizes the embedding).
+        num_heads / num_kv_heads / intermediate_size: text attention heads, KV heads and MLP width (default 4, 2
+            and ``2 * hidden_size``). Real-width configs, e.g. the 3B text width: ``hidden_size=2048,
+            num_heads=16, num_kv_heads=2, intermediate_size=11008, vocab_size=151936``.
+        vision_depth / vision_hidden_size / vision_num_heads / vision_intermediate_size: vision tower blocks, width,
+            heads and MLP width (default 2, 32, 2 and ``2 * vision_hidden_size``; the released Qwen2.5-VL tower is
+            1280 wide, 16 heads, MLP 3420). Qwen2.5-VL: every block is windowed but the last (full attention).
+        max_pixels: largest frame (pixels) the processor keeps (default 112 x 112).
+        dtype: dtype of the saved weights (``bfloat16`` halves the size of real-width checkpoints).
 
     Returns:
         The output directory as a string.
@@ -523,7 +562,7 @@ def build_tiny_model(
     out.mkdir(parents=True, exist_ok=True)
 
     tokenizer = build_tiny_tokenizer()
-    processor = build_tiny_processor(tokenizer, arch=arch)
+    processor = build_tiny_processor(tokenizer, arch=arch, max_pixels=max_pixels)
     num_tokens = len(tokenizer)
     if vocab_layout not in VOCAB_LAYOUTS:
         raise ValueError(f"vocab_layout must be one of {VOCAB_LAYOUTS}, got {vocab_layout!r}")
@@ -541,7 +580,23 @@ def build_tiny_model(
         "vision_start": tokenizer.convert_tokens_to_ids("<|vision_start|>"),
         "vision_end": tokenizer.convert_tokens_to_ids("<|vision_end|>"),
     }
-    config = _build_config(arch, ids, vocab_size, hidden_size, num_layers)
+    config = _build_config(
+        arch,
+        ids,
+        vocab_size,
+        hidden_size,
+        num_layers,
+        num_heads=num_heads,
+        num_kv_heads=num_kv_heads,
+        intermediate_size=intermediate_size,
+        vision_depth=vision_depth,
+        vision_hidden_size=vision_hidden_size,
+        vision_num_heads=vision_num_heads,
+        vision_intermediate_size=vision_intermediate_size,
+    )
+    if dtype not in ("float32", "bfloat16"):
+        raise ValueError(f"dtype must be float32 or bfloat16, got {dtype!r}")
+    torch_dtype = getattr(torch, dtype)
     model_cls = Qwen2_5_VLForConditionalGeneration if arch == "qwen2_5_vl" else Qwen2VLForConditionalGeneration
 
     verbosity = hf_logging.get_verbosity()
@@ -552,6 +607,10 @@ def build_tiny_model(
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             model = model_cls(config).to(torch.float32).eval()
+        if torch_dtype != torch.float32:
+            model = model.to(torch_dtype)
+            for cfg in (model.config, model.config.text_config, model.config.vision_config):
+                cfg.dtype = dtype
         model.generation_config = GenerationConfig(
             bos_token_id=ids["bos"],
             eos_token_id=[ids["eos"], ids["pad"]],
