@@ -21,6 +21,7 @@ from ..._logging import get_logger
 from ...losses.scst import first_eos_mask, mean_of_others_baseline, scst_loss
 from ...metrics.captions import caption_metrics, tokenize
 from ..trainer_utils import VideoStageTrainer
+from .tokens import mm_token_type_ids, rope_needs_mm_token_types, suppressed_token_ids
 
 
 logger = get_logger(__name__)
@@ -66,6 +67,18 @@ class ScstTrainer(VideoStageTrainer):
         self.reward_fn = reward_fn
         self.eos_token_ids = eos_token_ids
         self.eval_gen_kwargs = dict(eval_gen_kwargs)
+        config = getattr(self.model, "config", None)
+        self.image_token_id = getattr(config, "image_token_id", None)
+        self.video_token_id = getattr(config, "video_token_id", None)
+        # Qwen2-VL / Qwen2.5-VL (transformers 5.6) derive M-RoPE positions from mm_token_type_ids only
+        self.use_mm_token_types = rope_needs_mm_token_types(self.model) and (
+            self.image_token_id is not None or self.video_token_id is not None
+        )
+        text_config = config.get_text_config() if hasattr(config, "get_text_config") else config
+        # never sampled, in any generate call of the stage: placeholders, special tokens (end tokens excepted)
+        self.suppress_token_ids = suppressed_token_ids(
+            self.processing_class, eos_token_ids, processor, config, getattr(text_config, "vocab_size", None)
+        )
         pad = self.processing_class.pad_token_id
         common = dict(
             eos_token_id=eos_token_ids,
@@ -91,8 +104,14 @@ class ScstTrainer(VideoStageTrainer):
 
     # ------------------------------------------------------------------------------------------------ generation
     def _generate(self, model, inputs: dict[str, Any], **gen_kwargs) -> torch.Tensor:
-        r"""Generated tokens only, ``(B * num_return_sequences, G)``, in eval mode without gradient."""
+        r"""Generated tokens only, ``(B * num_return_sequences, G)``, in eval mode without gradient; the
+        special / placeholder tokens of :attr:`suppress_token_ids` are never generated (added to any
+        ``suppress_tokens`` of ``gen_kwargs`` or of the checkpoint's generation_config)."""
         unwrapped = self.accelerator.unwrap_model(model)
+        suppress = set(self.suppress_token_ids)
+        suppress.update(gen_kwargs.get("suppress_tokens") or [])
+        suppress.update(getattr(getattr(unwrapped, "generation_config", None), "suppress_tokens", None) or [])
+        gen_kwargs = dict(gen_kwargs, suppress_tokens=sorted(suppress))
         was_training = unwrapped.training
         unwrapped.eval()
         try:
@@ -105,16 +124,36 @@ class ScstTrainer(VideoStageTrainer):
     def _decode(self, tokens: torch.Tensor) -> list[str]:
         return [text.strip() for text in self.processing_class.batch_decode(tokens, skip_special_tokens=True)]
 
-    @staticmethod
-    def _model_inputs(inputs: dict[str, Any]) -> dict[str, Any]:
-        r"""The prompt batch ``generate`` takes: no labels, no precomputed positions (the model derives M-RoPE
-        positions from the attention mask), per-sample lists as tensors (Qwen2.5-VL expands them per sample)."""
+    def _mm_token_types(self, input_ids: torch.Tensor) -> torch.Tensor:
+        return mm_token_type_ids(input_ids, self.image_token_id, self.video_token_id)
+
+    def _model_inputs(self, inputs: dict[str, Any]) -> dict[str, Any]:
+        r"""The prompt batch ``generate`` takes: no labels, no precomputed positions, per-sample lists as tensors
+        (Qwen2.5-VL expands them per sample), and ``mm_token_type_ids`` for the Qwen2-VL family, from which the
+        model derives the M-RoPE positions (with the attention mask, so left padding is skipped)."""
         drop = ("references", "categories", "sample_keys", "labels", "position_ids", "rope_deltas")
         out = {k: v for k, v in inputs.items() if k not in drop}
         for key in PER_SAMPLE_KEYS:
             if isinstance(out.get(key), (list, tuple)):
                 out[key] = torch.tensor(out[key], device=out["input_ids"].device)
+        if self.use_mm_token_types:
+            out["mm_token_type_ids"] = self._mm_token_types(out["input_ids"])
+        else:
+            out.pop("mm_token_type_ids", None)
         return out
+
+    def _teacher_forced_inputs(self, prompt: dict[str, Any], sampled: torch.Tensor, mask: torch.Tensor, k: int):
+        r"""Prompt (each repeated ``k`` times, sample-major) + sampled caption, attention over the caption up to
+        its first end token, and ``mm_token_type_ids`` of the whole sequence: the model recomputes the M-RoPE
+        positions, which for the caption tokens continue from the prompt's exactly as in ``generate``."""
+        forward = dict(expand_visual_inputs(prompt, k))
+        forward["input_ids"] = torch.cat([prompt["input_ids"].repeat_interleave(k, 0), sampled], dim=1)
+        forward["attention_mask"] = torch.cat(
+            [prompt["attention_mask"].repeat_interleave(k, 0), mask.to(prompt["attention_mask"].dtype)], dim=1
+        )
+        if self.use_mm_token_types:
+            forward["mm_token_type_ids"] = self._mm_token_types(forward["input_ids"])
+        return forward
 
     # ------------------------------------------------------------------------------------------------ the loss
     @override
@@ -146,11 +185,7 @@ class ScstTrainer(VideoStageTrainer):
         # teacher-forced pass over prompt + sampled caption; logits only for the caption positions
         gen_len = sampled.shape[1]
         mask = first_eos_mask(sampled, self.eos_token_ids)
-        forward = dict(expand_visual_inputs(prompt, k))
-        forward["input_ids"] = torch.cat([prompt["input_ids"].repeat_interleave(k, 0), sampled], dim=1)
-        forward["attention_mask"] = torch.cat(
-            [prompt["attention_mask"].repeat_interleave(k, 0), mask.to(prompt["attention_mask"].dtype)], dim=1
-        )
+        forward = self._teacher_forced_inputs(prompt, sampled, mask, k)
         outputs = model(**forward, use_cache=False, logits_to_keep=gen_len + 1)
         logits = outputs.logits[:, :-1].float()
         logprobs = torch.gather(F.log_softmax(logits, dim=-1), 2, sampled.unsqueeze(-1)).squeeze(-1)
