@@ -81,6 +81,16 @@ def action_cls_config(model_dir: str, data_dir: str, output_dir: str, **override
     return config
 
 
+def sparc_config(model_dir: str, data_dir: str, output_dir: str, **overrides: Any) -> dict[str, Any]:
+    r"""The sparc_align demo recipe (examples/demo/sparc_align_tiny.yaml) pointed at test assets."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    with open(os.path.join(here, "..", "..", "examples", "demo", "sparc_align_tiny.yaml"), encoding="utf-8") as f:
+        config = yaml.safe_load(f)
+    config.update(model_name_or_path=model_dir, dataset_dir=data_dir, output_dir=output_dir, overwrite_cache=True)
+    config.update(overrides)
+    return config
+
+
 SHAREGPT_TAGS = {"role_tag": "role", "content_tag": "content", "user_tag": "user", "assistant_tag": "assistant"}
 
 
