@@ -175,7 +175,7 @@ STAGES = {
 CASES = [
     ("action_cls", "full"),
     ("action_cls", "lora"),
-    ("fastslow_ar", "lora"),  # full: test_resume_full_ft.py
+    ("fastslow_ar", "lora"),  # full (8 steps, per-step losses): test_resume_full_ft.py
     ("scst", "full"),
     ("scst", "lora"),
     ("sparc_align", "full"),

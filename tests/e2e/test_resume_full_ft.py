@@ -109,13 +109,13 @@ def test_sft_full_ft_killed_and_resumed_matches_uninterrupted(tiny_qwen25vl, cap
     _assert_resumed_like(sft_reference, out, result.stdout + result.stderr, ("model.safetensors",))
 
 
-def test_fastslow_ar_full_ft_resume_restores_backbone_and_head(tiny_qwen25vl, captions, tmp_path):
+def test_fastslow_ar_full_ft_killed_and_resumed_restores_backbone_and_head(tiny_qwen25vl, captions, tmp_path):
     reference, resumed = str(tmp_path / "reference"), str(tmp_path / "resumed")
     run_cli(_config(tiny_qwen25vl, captions, reference, stage="fastslow_ar"), str(tmp_path), "reference")
-    checkpoint = os.path.join(reference, f"checkpoint-{SAVE_STEPS}")
-    config = _config(tiny_qwen25vl, captions, resumed, stage="fastslow_ar", resume_from_checkpoint=checkpoint)
-    result = run_cli(config, str(tmp_path), "resumed")
+    config = _config(tiny_qwen25vl, captions, resumed, stage="fastslow_ar")
+    result = kill_at_checkpoint_and_resume(config, str(tmp_path), SAVE_STEPS)
     log = result.stdout + result.stderr
+    checkpoint = os.path.join(resumed, f"checkpoint-{SAVE_STEPS}")
     assert f"Restored the reconstruction head from {checkpoint}" in log
     _assert_resumed_like(reference, resumed, log, ("model.safetensors", "fastslow_head.safetensors"))
 
