@@ -2,8 +2,10 @@
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from typing import Any, Optional
 
 import yaml
@@ -79,6 +81,16 @@ def action_cls_config(model_dir: str, data_dir: str, output_dir: str, **override
     return config
 
 
+def sparc_config(model_dir: str, data_dir: str, output_dir: str, **overrides: Any) -> dict[str, Any]:
+    r"""The sparc_align demo recipe (examples/demo/sparc_align_tiny.yaml) pointed at test assets."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    with open(os.path.join(here, "..", "..", "examples", "demo", "sparc_align_tiny.yaml"), encoding="utf-8") as f:
+        config = yaml.safe_load(f)
+    config.update(model_name_or_path=model_dir, dataset_dir=data_dir, output_dir=output_dir, overwrite_cache=True)
+    config.update(overrides)
+    return config
+
+
 SHAREGPT_TAGS = {"role_tag": "role", "content_tag": "content", "user_tag": "user", "assistant_tag": "assistant"}
 
 
@@ -91,3 +103,75 @@ def write_sharegpt_dataset(data_dir: str, name: str, rows: list[dict], columns: 
     with open(os.path.join(data_dir, "dataset_info.json"), "w", encoding="utf-8") as f:
         json.dump(info, f)
     return data_dir
+
+
+def checkpoint_complete(checkpoint: str) -> bool:
+    r"""Whether ``checkpoint`` is fully written: ``trainer_state.json`` is the last file a checkpoint gets."""
+    try:
+        with open(os.path.join(checkpoint, "trainer_state.json"), encoding="utf-8") as f:
+            json.load(f)
+        return True
+    except (OSError, ValueError):
+        return False
+
+
+def run_cli_killed_after(config: dict[str, Any], workdir: str, name: str, checkpoint: str, timeout: int = 900) -> int:
+    r"""``llamafactory-cli train`` on ``config``, its whole process group SIGKILLed (``kill -9``) as soon as
+    ``checkpoint`` is complete; returns the exit status (``-SIGKILL`` when it was killed mid-training)."""
+    path = os.path.join(workdir, f"{name}.yaml")
+    with open(path, "w", encoding="utf-8") as f:
+        yaml.safe_dump(config, f)
+    with open(os.path.join(workdir, f"{name}.log"), "w", encoding="utf-8") as log:
+        proc = subprocess.Popen(
+            [CLI, "train", path],
+            env=offline_env(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=workdir,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + timeout
+        try:
+            while proc.poll() is None and time.monotonic() < deadline:
+                if checkpoint_complete(checkpoint):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                    break
+                time.sleep(0.02)
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+            returncode = proc.wait(timeout=60)
+    return returncode
+
+
+def kill_at_checkpoint_and_resume(
+    config: dict[str, Any], workdir: str, step: int, name: str = "killed"
+) -> subprocess.CompletedProcess:
+    r"""Train ``config`` (its ``output_dir``), ``kill -9`` the run once ``checkpoint-<step>`` is complete (asserting
+    it died mid-training, before its final weights), then resume it from that checkpoint in the same ``output_dir``
+    to the end. Returns the resumed run's process; its log says which checkpoint it resumed from."""
+    out = config["output_dir"]
+    checkpoint = os.path.join(out, f"checkpoint-{step}")
+    returncode = run_cli_killed_after(config, workdir, name, checkpoint)
+    assert returncode == -signal.SIGKILL, f"{name}: the run was not killed mid-training (exit {returncode})"
+    final = [f for f in ("model.safetensors", "adapter_model.safetensors") if os.path.isfile(os.path.join(out, f))]
+    assert not final, f"{name}: the killed run got to write its final weights {final}"
+    assert checkpoint_complete(checkpoint)
+    return run_cli(config, workdir, f"{name}_resumed", overrides=[f"resume_from_checkpoint={checkpoint}"])
+
+
+def assert_same_safetensors(
+    reference_dir: str, resumed_dir: str, names: tuple[str, ...], atol: float = 1e-6, rtol: float = 1e-5
+) -> None:
+    r"""Every tensor of each ``<name>`` safetensors file in ``resumed_dir`` equals the one in ``reference_dir``."""
+    import torch
+    from safetensors.torch import load_file
+
+    for name in names:
+        expected = load_file(os.path.join(reference_dir, name))
+        got = load_file(os.path.join(resumed_dir, name))
+        assert expected and expected.keys() == got.keys(), (name, sorted(set(expected) ^ set(got))[:5])
+        for key in expected:
+            torch.testing.assert_close(
+                got[key], expected[key], atol=atol, rtol=rtol, msg=lambda m, k=key, n=name: f"{n} {k}: {m}"
+            )

@@ -6,19 +6,14 @@ Before the fix, transformers 5 wrote `model.*` / `visual.*` keys and the resume 
 `model.language_model.*` / `model.visual.*`: "There were missing keys in the checkpoint model loaded: [every backbone
 key]", training went on from the initial backbone."""
 
-import json
 import os
 import shutil
-import signal
-import subprocess
-import time
 
 import pytest
 import torch
-import yaml
 from safetensors.torch import load_file, save_file
 
-from .helpers import CLI, offline_env, read_json, run_cli
+from .helpers import kill_at_checkpoint_and_resume, read_json, run_cli
 
 
 pytestmark = pytest.mark.e2e
@@ -73,43 +68,6 @@ def _config(model: str, data: dict, out: str, stage: str = "sft", **overrides) -
     return config
 
 
-def _checkpoint_complete(checkpoint: str) -> bool:
-    try:  # trainer_state.json is the last file a checkpoint gets
-        with open(os.path.join(checkpoint, "trainer_state.json"), encoding="utf-8") as f:
-            json.load(f)
-        return True
-    except (OSError, ValueError):
-        return False
-
-
-def run_cli_killed_after(config: dict, workdir: str, name: str, checkpoint: str, timeout: int = 900) -> int:
-    r"""``llamafactory-cli train`` on ``config``, SIGKILLed (``kill -9``) as soon as ``checkpoint`` is complete."""
-    path = os.path.join(workdir, f"{name}.yaml")
-    with open(path, "w", encoding="utf-8") as f:
-        yaml.safe_dump(config, f)
-    with open(os.path.join(workdir, f"{name}.log"), "w", encoding="utf-8") as log:
-        proc = subprocess.Popen(
-            [CLI, "train", path],
-            env=offline_env(),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            cwd=workdir,
-            start_new_session=True,
-        )
-        deadline = time.monotonic() + timeout
-        try:
-            while proc.poll() is None and time.monotonic() < deadline:
-                if _checkpoint_complete(checkpoint):
-                    os.killpg(proc.pid, signal.SIGKILL)
-                    break
-                time.sleep(0.02)
-        finally:
-            if proc.poll() is None and time.monotonic() >= deadline:
-                os.killpg(proc.pid, signal.SIGKILL)
-            returncode = proc.wait(timeout=60)
-    return returncode
-
-
 def _losses(out: str) -> dict[int, float]:
     return {
         row["step"]: row["loss"]
@@ -147,23 +105,17 @@ def sft_reference(tiny_qwen25vl, captions, tmp_path_factory) -> str:
 
 def test_sft_full_ft_killed_and_resumed_matches_uninterrupted(tiny_qwen25vl, captions, sft_reference, tmp_path):
     out = str(tmp_path / "out")
-    config = _config(tiny_qwen25vl, captions, out)
-    checkpoint = os.path.join(out, f"checkpoint-{SAVE_STEPS}")
-    returncode = run_cli_killed_after(config, str(tmp_path), "killed", checkpoint)
-    assert returncode == -signal.SIGKILL, f"the run was not killed mid-training (exit {returncode})"
-    assert not os.path.isfile(os.path.join(out, "model.safetensors"))
-
-    result = run_cli(config, str(tmp_path), "resumed", overrides=[f"resume_from_checkpoint={checkpoint}"])
+    result = kill_at_checkpoint_and_resume(_config(tiny_qwen25vl, captions, out), str(tmp_path), SAVE_STEPS)
     _assert_resumed_like(sft_reference, out, result.stdout + result.stderr, ("model.safetensors",))
 
 
-def test_fastslow_ar_full_ft_resume_restores_backbone_and_head(tiny_qwen25vl, captions, tmp_path):
+def test_fastslow_ar_full_ft_killed_and_resumed_restores_backbone_and_head(tiny_qwen25vl, captions, tmp_path):
     reference, resumed = str(tmp_path / "reference"), str(tmp_path / "resumed")
     run_cli(_config(tiny_qwen25vl, captions, reference, stage="fastslow_ar"), str(tmp_path), "reference")
-    checkpoint = os.path.join(reference, f"checkpoint-{SAVE_STEPS}")
-    config = _config(tiny_qwen25vl, captions, resumed, stage="fastslow_ar", resume_from_checkpoint=checkpoint)
-    result = run_cli(config, str(tmp_path), "resumed")
+    config = _config(tiny_qwen25vl, captions, resumed, stage="fastslow_ar")
+    result = kill_at_checkpoint_and_resume(config, str(tmp_path), SAVE_STEPS)
     log = result.stdout + result.stderr
+    checkpoint = os.path.join(resumed, f"checkpoint-{SAVE_STEPS}")
     assert f"Restored the reconstruction head from {checkpoint}" in log
     _assert_resumed_like(reference, resumed, log, ("model.safetensors", "fastslow_head.safetensors"))
 

@@ -7,20 +7,10 @@ import os
 import subprocess
 
 import pytest
-import yaml
 
-from .helpers import BIN, offline_env, read_json, run_cli
+from .helpers import BIN, offline_env, read_json, run_cli, sparc_config
 
 pytestmark = pytest.mark.e2e
-HERE = os.path.dirname(os.path.abspath(__file__))
-
-
-def sparc_config(model_dir: str, data_dir: str, out: str, **overrides) -> dict:
-    with open(os.path.join(HERE, "..", "..", "examples", "demo", "sparc_align_tiny.yaml"), encoding="utf-8") as f:
-        config = yaml.safe_load(f)
-    config.update(model_name_or_path=model_dir, dataset_dir=data_dir, output_dir=out, overwrite_cache=True)
-    config.update(overrides)
-    return config
 
 
 @pytest.fixture(scope="module")
