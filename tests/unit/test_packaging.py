@@ -117,7 +117,7 @@ def _probe(target: str, process_pth: bool) -> dict:
 
     purelib = sysconfig.get_paths()["purelib"]
     # -S: no site processing, so neither the venv's llamafactory_video.pth nor its __editable__ path file runs
-    proc = _run([sys.executable, "-S", "-c", _PROBE, purelib, target, "1" if process_pth else "0"], timeout=120)
+    proc = _run([sys.executable, "-S", "-c", _PROBE, purelib, target, "1" if process_pth else "0"], timeout=600)
     assert proc.returncode == 0, f"probe failed (exit {proc.returncode}):\n{(proc.stdout + proc.stderr)[-3000:]}"
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
