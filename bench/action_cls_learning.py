@@ -122,14 +122,18 @@ def main() -> int:
         out = os.path.join(args.workdir, f"run-init{model_seed}-seed{seed}")
         row = run_one(args.config, models[model_seed], data["output_dir"], out, seed, threads, args.overrides)
         row.update(model_seed=model_seed, seed=seed)
-        print(f"[bench] init {model_seed} seed {seed}: accuracy {row.get('accuracy')} ({row['seconds']} s)", flush=True)
+        print(
+            f"[bench] init {model_seed} seed {seed}: accuracy {row.get('accuracy')} ({row['seconds']} s)", flush=True
+        )
         return row
 
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
         rows = list(pool.map(job, runs))
 
     chance = 1.0 / 4
-    print(f"\n| model init | seed | held-out accuracy | first -> last loss | max grad norm | watch |  (chance {chance})")
+    print(
+        f"\n| model init | seed | held-out accuracy | first -> last loss | max grad norm | watch |  (chance {chance})"
+    )
     print("|---|---|---|---|---|---|")
     for row in rows:
         print(
@@ -139,8 +143,10 @@ def main() -> int:
         )
     accuracies = [row.get("accuracy", -math.inf) for row in rows]
     ok = all(row["returncode"] == 0 for row in rows) and min(accuracies) >= args.threshold
-    print(f"\nmin {min(accuracies):.3f}, mean {sum(accuracies) / len(accuracies):.3f}; threshold {args.threshold}: "
-          f"{'all pass' if ok else 'FAIL'}")
+    print(
+        f"\nmin {min(accuracies):.3f}, mean {sum(accuracies) / len(accuracies):.3f}; threshold {args.threshold}: "
+        f"{'all pass' if ok else 'FAIL'}"
+    )
     os.makedirs(os.path.dirname(args.output), exist_ok=True)
     with open(args.output, "w", encoding="utf-8") as f:
         json.dump(

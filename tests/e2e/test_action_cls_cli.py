@@ -168,7 +168,9 @@ def test_full_finetuning_saves_head_apart_and_reloads_from_the_model_dir(tiny_qw
 
 
 @pytest.mark.parametrize("finetuning_type", ["lora", "full"])
-def test_exact_vocab_model_trains_saves_resumes_and_predicts(tiny_qwen2vl_exact_vocab, action_data, tmp_path, finetuning_type):
+def test_exact_vocab_model_trains_saves_resumes_and_predicts(
+    tiny_qwen2vl_exact_vocab, action_data, tmp_path, finetuning_type
+):
     r"""No spare embedding row: <ACTION> resizes the embedding. The first save used to die in peft
     (`'Qwen2VLConfig' object has no attribute 'vocab_size'`); now the run saves, resumes to the same weights, and a
     reload predicts the same classes. The adapter stays LoRA-only: the new row lives in action_decoder.safetensors."""

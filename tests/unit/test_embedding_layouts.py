@@ -59,7 +59,9 @@ def test_stock_peft_check_still_reads_a_top_level_vocab_size():
     assert "model.config.__class__.from_pretrained(model_id).vocab_size" in source
     save_source = inspect.getsource(peft.peft_model.PeftModel.save_pretrained)
     assert "get_peft_model_state_dict(" in save_source and "save_embedding_layers=save_embedding_layers" in save_source
-    sig = inspect.signature(getattr(peft.peft_model.get_peft_model_state_dict, "__wrapped__", save_and_load.get_peft_model_state_dict))
+    sig = inspect.signature(
+        getattr(peft.peft_model.get_peft_model_state_dict, "__wrapped__", save_and_load.get_peft_model_state_dict)
+    )
     assert list(sig.parameters) == ["model", "state_dict", "adapter_name", "unwrap_compiled", "save_embedding_layers"]
 
 

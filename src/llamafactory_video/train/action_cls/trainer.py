@@ -138,7 +138,8 @@ class DivergenceWatch(TrainerCallback):
                 f"{self.best[1]}, then stayed at {loss:.3f} (ln {self.num_classes} = {self.chance_loss:.3f}, a "
                 f"uniform classifier) with batch accuracy {accuracy:.3f} for {len(self.at_chance)} logging windows "
                 f"(steps {self.at_chance[0]}-{self.at_chance[-1]}, learning rate {lr}). The learning rate is too high "
-                "for this model: lower `learning_rate`, set `max_grad_norm: 1.0`, or raise `action_head_warmup_ratio`.",
+                "for this model: lower `learning_rate`, set `max_grad_norm: 1.0`, "
+                "or raise `action_head_warmup_ratio`.",
                 args,
             )
 
@@ -146,8 +147,8 @@ class DivergenceWatch(TrainerCallback):
         if self.last is not None and self.last[0] >= 0.95 * self.chance_loss:
             logger.warning_rank0(
                 f"action_cls ended training at chance: the last logged classification loss is {self.last[0]:.3f} "
-                f"(ln {self.num_classes} = {self.chance_loss:.3f}) at step {self.last[1]}. The model has not learned the "
-                "task: check the labels, train longer, or change `learning_rate`."
+                f"(ln {self.num_classes} = {self.chance_loss:.3f}) at step {self.last[1]}. The model has not learned "
+                "the task: check the labels, train longer, or change `learning_rate`."
             )
 
     def on_evaluate(self, args, state, control, metrics=None, **kwargs):
