@@ -61,7 +61,7 @@ from typing import Any
 import torch
 
 from caption_reward import make_caption, make_corpus, summarize  # bench/ is on sys.path (script directory)
-from scst_step import generation_kwargs, scst_step
+from scst_step import generation_kwargs, scst_step, stage_view
 
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -438,8 +438,19 @@ def run_scst(model: torch.nn.Module, args: argparse.Namespace, dtype: torch.dtyp
         ],
         "reward": CaptionReward(CiderDScorer(corpus), {"cider_d": 1.0}),
         "eos_ids": [IM_END, BOS],
+        "stage": stage_view(model),
         **generation_kwargs(
-            [IM_END, BOS], BOS, args.scst_samples, args.scst_max_new_tokens, min_new_tokens=args.scst_max_new_tokens
+            [IM_END, BOS],
+            BOS,
+            args.scst_samples,
+            args.scst_max_new_tokens,
+            min_new_tokens=args.scst_max_new_tokens,
+            # as the stage: never sample a placeholder / vision token (no tokenizer here: the config's ids)
+            suppress_tokens=[
+                getattr(model.config, name)
+                for name in ("image_token_id", "video_token_id", "vision_start_token_id", "vision_end_token_id")
+                if getattr(model.config, name, None) is not None
+            ],
         ),
     }
     step_args = argparse.Namespace(samples=args.scst_samples, baseline="greedy", device=args.device)

@@ -37,6 +37,7 @@ import platform
 import random
 import sys
 import time
+from types import SimpleNamespace
 from typing import Any, Callable
 
 import numpy as np
@@ -61,6 +62,7 @@ def build(args: argparse.Namespace) -> dict[str, Any]:
     from llamafactory_video.rewards.scst import CaptionReward
     from llamafactory_video.testing.synthetic_videos import action_classes, render_clip
     from llamafactory_video.testing.tiny_model import build_tiny_model, build_tiny_processor
+    from llamafactory_video.train.scst.tokens import suppressed_token_ids
     from llamafactory_video.train.scst.trainer import ScstTrainer
 
     cache = os.path.join(args.workdir, f"qwen2_5_vl_h{args.hidden}_l{args.layers}_v{args.vocab}")
@@ -82,7 +84,9 @@ def build(args: argparse.Namespace) -> dict[str, Any]:
     clips = [render_clip(classes[i % 4], rng, size=args.size, num_frames=args.frames) for i in range(args.batch)]
     batch = processor(text=[PROMPT] * args.batch, videos=[list(c) for c in clips], return_tensors="pt", padding=True)
     batch.pop("mm_token_type_ids", None)
-    prompt = ScstTrainer._model_inputs({k: v.to(args.device) if torch.is_tensor(v) else v for k, v in batch.items()})
+    stage = stage_view(model)
+    inputs = {k: v.to(args.device) if torch.is_tensor(v) else v for k, v in batch.items()}
+    prompt = ScstTrainer._model_inputs(stage, inputs)
 
     corpus, topics = make_corpus(args.corpus_videos, 20, seed=0)
     started = time.perf_counter()
@@ -92,6 +96,7 @@ def build(args: argparse.Namespace) -> dict[str, Any]:
     eos_ids = [tokenizer.convert_tokens_to_ids(t) for t in ("<|im_end|>", "<|endoftext|>")]
     return {
         "model": model,
+        "stage": stage,
         "prompt": prompt,
         "keys": keys,
         "decode": lambda tokens: [c.strip() for c in tokenizer.batch_decode(tokens, skip_special_tokens=True)],
@@ -105,12 +110,40 @@ def build(args: argparse.Namespace) -> dict[str, Any]:
             "refs_per_video": 20,
             "distinct_ngrams": len(scorer.document_frequency),
         },
-        **generation_kwargs(eos_ids, tokenizer.pad_token_id, args.samples, args.max_new_tokens),
+        **generation_kwargs(
+            eos_ids,
+            tokenizer.pad_token_id,
+            args.samples,
+            args.max_new_tokens,
+            # as the stage: no sampled placeholder / special token (it would break the teacher-forced pass)
+            suppress_tokens=suppressed_token_ids(
+                tokenizer, eos_ids, processor, model.config, model.config.get_text_config().vocab_size
+            ),
+        ),
     }
 
 
+def stage_view(model: torch.nn.Module) -> SimpleNamespace:
+    """The attributes ``ScstTrainer``'s prompt / teacher-forced input builders read, for a model outside a trainer:
+    the bench calls the stage's own ``_model_inputs`` / ``_teacher_forced_inputs`` on it."""
+    from llamafactory_video.train.scst.tokens import mm_token_type_ids, rope_needs_mm_token_types
+
+    image_id, video_id = getattr(model.config, "image_token_id", None), getattr(model.config, "video_token_id", None)
+    return SimpleNamespace(
+        image_token_id=image_id,
+        video_token_id=video_id,
+        use_mm_token_types=rope_needs_mm_token_types(model) and (image_id is not None or video_id is not None),
+        _mm_token_types=lambda ids: mm_token_type_ids(ids, image_id, video_id),
+    )
+
+
 def generation_kwargs(
-    eos_ids: list[int], pad_id: int, samples: int, max_new_tokens: int, min_new_tokens: int | None = None
+    eos_ids: list[int],
+    pad_id: int,
+    samples: int,
+    max_new_tokens: int,
+    min_new_tokens: int | None = None,
+    suppress_tokens: list[int] | None = None,
 ) -> dict[str, dict[str, Any]]:
     """``{"sample_kwargs", "baseline_kwargs"}`` of ``generate``, as ``ScstTrainer`` builds them (stage defaults:
     temperature 0.7, top-p 0.9, top-k 50; greedy baseline)."""
@@ -119,6 +152,8 @@ def generation_kwargs(
     )
     if min_new_tokens:
         common["min_new_tokens"] = min_new_tokens
+    if suppress_tokens:
+        common["suppress_tokens"] = suppress_tokens
     return {
         "sample_kwargs": dict(
             common, do_sample=True, temperature=0.7, top_p=0.9, top_k=50, num_return_sequences=samples
@@ -151,7 +186,7 @@ def scst_step(ctx: dict[str, Any], args: argparse.Namespace) -> tuple[dict[str, 
     ``baseline_kwargs``; ``args``: ``samples`` (K), ``baseline`` (``greedy`` / ``mean``) and ``device``.
     """
     from llamafactory_video.losses.scst import first_eos_mask, scst_loss
-    from llamafactory_video.train.scst.trainer import expand_visual_inputs
+    from llamafactory_video.train.scst.trainer import ScstTrainer
 
     model, prompt, k = ctx["model"], ctx["prompt"], args.samples
     batch = prompt["input_ids"].shape[0]
@@ -191,11 +226,7 @@ def scst_step(ctx: dict[str, Any], args: argparse.Namespace) -> tuple[dict[str, 
         advantages = torch.tensor(rewards - baseline, dtype=torch.float32, device=args.device)
         gen_len = sampled.shape[1]
         mask = first_eos_mask(sampled, ctx["eos_ids"])
-        forward = dict(expand_visual_inputs(prompt, k))
-        forward["input_ids"] = torch.cat([prompt["input_ids"].repeat_interleave(k, 0), sampled], dim=1)
-        forward["attention_mask"] = torch.cat(
-            [prompt["attention_mask"].repeat_interleave(k, 0), mask.to(prompt["attention_mask"].dtype)], dim=1
-        )
+        forward = ScstTrainer._teacher_forced_inputs(ctx["stage"], prompt, sampled, mask, k)
         outputs = model(**forward, use_cache=False, logits_to_keep=gen_len + 1)
         logits = outputs.logits[:, :-1].float()
         logprobs = torch.gather(torch.log_softmax(logits, dim=-1), 2, sampled.unsqueeze(-1)).squeeze(-1)

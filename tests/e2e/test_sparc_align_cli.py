@@ -125,36 +125,37 @@ def test_sparc_align_training_lifts_retrieval_and_reloads(tiny_clip, align_data,
 
 
 def test_sparc_align_bad_data_fails_before_training(tiny_clip, align_data, tmp_path):
-    data_dir = tmp_path / "bad"
-    data_dir.mkdir()
     video = os.path.join(align_data["output_dir"], "videos", "synth_align_test_0000.mp4")
-    rows = [
-        {"instruction": "<video>", "videos": [video], "captions": ["a red square on the right"]},
-        {"instruction": "<video>", "videos": [video], "captions": []},
-        {"instruction": "<video>", "videos": [str(tmp_path / "missing.mp4")], "captions": ["a blue circle"]},
-    ]
-    (data_dir / "bad.json").write_text(json.dumps(rows), encoding="utf-8")
-    info = {
-        "bad": {
-            "file_name": "bad.json",
-            "formatting": "alpaca",
-            "columns": {"prompt": "instruction", "videos": "videos", "captions": "captions"},
+    good = {"instruction": "<video>", "videos": [video], "captions": ["a red square on the right"]}
+    empty = {"instruction": "<video>", "videos": [video], "captions": []}
+    missing = {"instruction": "<video>", "videos": [str(tmp_path / "missing.mp4")], "captions": ["a blue circle"]}
+
+    def run(name, rows):
+        data_dir = tmp_path / name
+        data_dir.mkdir()
+        (data_dir / "bad.json").write_text(json.dumps(rows), encoding="utf-8")
+        info = {
+            "bad": {
+                "file_name": "bad.json",
+                "formatting": "alpaca",
+                "columns": {"prompt": "instruction", "videos": "videos", "captions": "captions"},
+            }
         }
-    }
-    (data_dir / "dataset_info.json").write_text(json.dumps(info), encoding="utf-8")
-    out = str(tmp_path / "out")
-    config = sparc_config(tiny_clip, str(data_dir), out, dataset="bad", eval_dataset=None, do_eval=False)
-    config.pop("eval_dataset")
-    proc = run_cli(config, str(tmp_path), "bad", expect_ok=False)
-    text = proc.stdout + proc.stderr
-    assert proc.returncode != 0
+        (data_dir / "dataset_info.json").write_text(json.dumps(info), encoding="utf-8")
+        out = str(tmp_path / f"out_{name}")
+        config = sparc_config(tiny_clip, str(data_dir), out, dataset="bad", eval_dataset=None, do_eval=False)
+        config.pop("eval_dataset")
+        proc = run_cli(config, str(tmp_path), name, expect_ok=False)
+        assert proc.returncode != 0 and not os.path.isfile(os.path.join(out, "model.safetensors"))
+        return proc.stdout + proc.stderr
+
+    # a missing video: the probe every stage runs before training names the dataset file, the sample and the file
+    text = run("missing", [good, empty, missing])
+    assert "dataset `bad.json` sample 2: video" in text and "missing.mp4: missing" in text
+    # the stage's own check: an empty caption list, with the sample named, not action_cls's key
+    text = run("empty", [good, empty])
     assert "sample 1: empty caption list in `captions`" in text
-    assert "sample 2: video file not found" in text and "missing.mp4" in text
-    assert (
-        "cannot train" in text
-        and "action_invalid_samples" not in text
-        and not os.path.isfile(os.path.join(out, "model.safetensors"))
-    )
+    assert "cannot train" in text and "action_invalid_samples" not in text
 
 
 def test_sparc_align_xclip_trains_saves_reloads(align_data, tmp_path_factory, tmp_path):
