@@ -3,10 +3,9 @@
 import os
 
 import pytest
-import torch
 from safetensors.torch import load_file
 
-from .helpers import action_cls_config, read_json, read_jsonl, run_cli
+from .helpers import action_cls_config, assert_same_safetensors, read_json, read_jsonl, run_cli
 
 
 pytestmark = pytest.mark.e2e
@@ -17,7 +16,7 @@ def trained(tiny_qwen25vl, action_data, tmp_path_factory):
     workdir = str(tmp_path_factory.mktemp("action_cls_train"))
     out = os.path.join(workdir, "out")
     # the demo recipe as is: LoRA, preprocessing_num_workers 2 (the action_label column crosses worker processes)
-    config = action_cls_config(tiny_qwen25vl, action_data["output_dir"], out, save_steps=240)
+    config = action_cls_config(tiny_qwen25vl, action_data["output_dir"], out, save_steps=432)
     assert config["preprocessing_num_workers"] > 1
     run_cli(config, workdir, "train")
     return {"workdir": workdir, "out": out, "config": config}
@@ -45,7 +44,7 @@ def test_saves_head_adapter_report_plots_and_predictions(trained, action_data):
         "training_loss.png",
         "training_action_cls_accuracy.png",
         "action_predictions.jsonl",
-        "checkpoint-240/action_decoder.safetensors",
+        "checkpoint-432/action_decoder.safetensors",
     ):
         assert os.path.isfile(os.path.join(out, name)), name
     head_config = read_json(os.path.join(out, "action_decoder_config.json"))
@@ -88,16 +87,13 @@ def test_resumed_run_ends_where_the_uninterrupted_one_does(trained):
         do_eval=False,
         do_predict=False,
         plot_loss=False,
-        resume_from_checkpoint=os.path.join(trained["out"], "checkpoint-240"),
+        resume_from_checkpoint=os.path.join(trained["out"], "checkpoint-432"),
     )
     proc = run_cli(config, trained["workdir"], "resume")
-    assert "Resuming training from checkpoint with epoch 10 and global step 240" in proc.stdout + proc.stderr
-    for name in ("adapter_model.safetensors", "action_decoder.safetensors"):
-        ref = load_file(os.path.join(trained["out"], name))
-        got = load_file(os.path.join(out, name))
-        assert ref.keys() == got.keys()
-        for key in ref:
-            torch.testing.assert_close(got[key], ref[key], atol=1e-5, rtol=1e-4, msg=f"{name}:{key}")
+    assert "Resuming training from checkpoint with epoch 18 and global step 432" in proc.stdout + proc.stderr
+    assert_same_safetensors(
+        trained["out"], out, ("adapter_model.safetensors", "action_decoder.safetensors"), atol=1e-5, rtol=1e-4
+    )
     ref_state = read_json(os.path.join(trained["out"], "trainer_state.json"))
     got_state = read_json(os.path.join(out, "trainer_state.json"))
     assert got_state["global_step"] == ref_state["global_step"] == 480
@@ -204,11 +200,7 @@ def test_exact_vocab_model_trains_saves_resumes_and_predicts(
         str(tmp_path),
         "resume",
     )
-    for name in (weights, "action_decoder.safetensors"):
-        ref, got = load_file(os.path.join(out, name)), load_file(os.path.join(resumed, name))
-        assert ref.keys() == got.keys()
-        for key in ref:
-            torch.testing.assert_close(got[key], ref[key], atol=1e-6, rtol=1e-5, msg=f"{name}:{key}")
+    assert_same_safetensors(out, resumed, (weights, "action_decoder.safetensors"))
 
     reload_out = str(tmp_path / "reload")
     reload = dict(config, output_dir=reload_out, do_train=False)

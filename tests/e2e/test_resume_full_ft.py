@@ -10,10 +10,9 @@ import os
 import shutil
 
 import pytest
-import torch
 from safetensors.torch import load_file, save_file
 
-from .helpers import kill_at_checkpoint_and_resume, read_json, run_cli
+from .helpers import assert_same_safetensors, kill_at_checkpoint_and_resume, read_json, run_cli
 
 
 pytestmark = pytest.mark.e2e
@@ -76,23 +75,13 @@ def _losses(out: str) -> dict[int, float]:
     }
 
 
-def _assert_same_weights(reference: str, resumed: str, name: str) -> None:
-    expected, got = load_file(os.path.join(reference, name)), load_file(os.path.join(resumed, name))
-    assert expected.keys() == got.keys()
-    for key in expected:
-        torch.testing.assert_close(
-            got[key], expected[key], rtol=1e-6, atol=1e-7, msg=lambda m, k=key: f"{name} {k}: {m}"
-        )
-
-
 def _assert_resumed_like(reference: str, resumed: str, log: str, files: tuple[str, ...]) -> None:
     assert "missing keys" not in log and "unexpected keys" not in log
     expected, got = _losses(reference), _losses(resumed)
     assert sorted(got) == sorted(expected) == list(range(1, 9))
     for step in range(SAVE_STEPS + 1, 9):  # the steps trained after the resume
         assert got[step] == pytest.approx(expected[step], rel=1e-5, abs=1e-6), (step, got, expected)
-    for name in files:
-        _assert_same_weights(reference, resumed, name)
+    assert_same_safetensors(reference, resumed, files, atol=1e-7, rtol=1e-6)
 
 
 @pytest.fixture(scope="module")
