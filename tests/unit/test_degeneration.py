@@ -1,0 +1,113 @@
+"""Degeneration metrics against naive references, and the window's threshold stop."""
+
+import random
+
+import pytest
+
+from llamafactory_video.callbacks.degeneration import DegenerationStop, DegenerationWindow, checkpoints_hint
+from llamafactory_video.metrics.degeneration import (
+    caption_words,
+    degeneration_metrics,
+    distinct_n,
+    opening_message,
+    repeated_ngram_share,
+    top_opening,
+)
+
+
+VOCAB = ["people", "are", "a", "man", "is", "dancing", "on", "the", "stage", "cooking", "dog"]
+
+
+def naive_words(caption):
+    cleaned = "".join(ch if (ch.isascii() and ch.isalnum()) or ch == "'" else " " for ch in caption.lower())
+    return cleaned.split()
+
+
+def naive_distinct(captions, n):
+    seen, total = [], 0
+    for c in captions:
+        w = naive_words(c)
+        for i in range(len(w) - n + 1):
+            total += 1
+            if w[i : i + n] not in seen:
+                seen.append(w[i : i + n])
+    return len(seen) / total if total else 1.0
+
+
+def naive_repeated(captions, n):
+    total = repeated = 0
+    for c in captions:
+        w = naive_words(c)
+        for i in range(len(w) - n + 1):
+            total += 1
+            if any(w[j : j + n] == w[i : i + n] for j in range(i)):
+                repeated += 1
+    return repeated / total if total else 0.0
+
+
+def naive_opening(captions, n):
+    best, best_count = None, 0
+    for c in captions:
+        w = naive_words(c)
+        if len(w) < n:
+            continue
+        count = sum(1 for d in captions if naive_words(d)[:n] == w[:n] and len(naive_words(d)) >= n)
+        if count > best_count:
+            best, best_count = " ".join(w[:n]), count
+    return (best_count / len(captions) if captions else 0.0), best
+
+
+def random_captions(rng, count):
+    out = []
+    for _ in range(count):
+        words = [rng.choice(VOCAB) for _ in range(rng.randint(0, 9))]
+        if rng.random() < 0.4:
+            words = ["People", "are"] + words
+        out.append(" ".join(words) + rng.choice(["", ".", " !", ","]))
+    return out
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_metrics_match_naive_references(seed):
+    rng = random.Random(seed)
+    captions = random_captions(rng, rng.randint(1, 40))
+    for n in (1, 2, 3):
+        assert distinct_n(captions, n) == pytest.approx(naive_distinct(captions, n))
+        assert repeated_ngram_share(captions, n) == pytest.approx(naive_repeated(captions, n))
+    share, opening = top_opening(captions, 2)
+    ref_share, ref_opening = naive_opening(captions, 2)
+    assert share == pytest.approx(ref_share) and opening == ref_opening
+    metrics = degeneration_metrics(captions)
+    assert metrics["distinct_2"] == pytest.approx(naive_distinct(captions, 2))
+    assert metrics["repeated_3gram_share"] == pytest.approx(naive_repeated(captions, 3))
+    assert metrics["opening_share"] == pytest.approx(ref_share) and metrics["num_samples"] == len(captions)
+
+
+def test_worked_examples():
+    assert caption_words("People are dancing, on STAGE!") == ["people", "are", "dancing", "on", "stage"]
+    assert repeated_ngram_share(["a man is a man is a man"], 3) == pytest.approx(3 / 6)
+    assert distinct_n(["a a a a"], 1) == pytest.approx(1 / 4)
+    assert distinct_n(["", "one"], 2) == 1.0 and repeated_ngram_share(["two words"], 3) == 0.0
+    captions = ["people are dancing", "People are cooking.", "a dog runs", "people are here", "x"]
+    assert top_opening(captions) == (pytest.approx(3 / 5), "people are")
+    assert opening_message(captions) == '60% of samples start with "people are" (5 samples)'
+    assert top_opening([]) == (0.0, None) and top_opening(["one", "two"]) == (0.0, None)
+
+
+def test_window_logs_then_stops_naming_the_opening_and_the_checkpoints(tmp_path):
+    (tmp_path / "checkpoint-4").mkdir()
+    (tmp_path / "checkpoint-12").mkdir()
+    window = DegenerationWindow("scst", threshold=0.6, min_samples=5)
+    assert window.flush() == ({}, None)
+    window.add(["people are dancing"] * 3 + ["a dog runs", "a cat sits"])
+    metrics, reason = window.flush()
+    assert metrics["scst/degeneration/opening_share"] == 0.6 and reason.startswith('60% of samples start with "people')
+    with pytest.raises(DegenerationStop, match=r'60% of samples.*step 7.*checkpoint-12'):
+        window.stop(reason, 7, str(tmp_path), "scst_degeneration_threshold")
+    window.add(["people are dancing"] * 4)  # fewer than min_samples: logged, never stops
+    metrics, reason = window.flush()
+    assert metrics["scst/degeneration/opening_share"] == 1.0 and reason is None
+    window.add(["people are dancing", "a dog runs", "a cat sits", "the man cooks", "two men talk"])
+    assert window.flush()[1] is None
+    assert "no checkpoint" in checkpoints_hint(str(tmp_path / "missing"))
+    assert DegenerationWindow("x").flush() == ({}, None)
