@@ -214,6 +214,29 @@ class ScstArguments(_ChecksLiterals):
     scst_target_length: int = field(
         default=32, metadata={"help": "Target caption length in words for `scst_length_penalty` (seed: 32)."}
     )
+    # --- samples and degeneration (train/scst/samples.py, docs/stages/scst.md "Samples and degeneration")
+    scst_sample_log_steps: int = field(
+        default=0,
+        metadata={
+            "help": "Every N optimizer steps, write the K samples (caption, reward, advantage, reward parts), the "
+            "baseline caption and the references of up to `scst_sample_log_videos` videos to "
+            "<output_dir>/scst_samples.jsonl and to the TensorBoard / W&B reporter. 0 = off."
+        },
+    )
+    scst_sample_log_videos: int = field(
+        default=4, metadata={"help": "Videos written per logged step by `scst_sample_log_steps` (rank 0's)."}
+    )
+    scst_degeneration_threshold: Optional[float] = field(
+        default=None,
+        metadata={
+            "help": "Stop the run when one two-word opening (e.g. 'people are') starts at least this share of the "
+            "samples of a logging window, in (0, 1]. Unset = only log the scst/degeneration/* metrics."
+        },
+    )
+    scst_degeneration_min_samples: int = field(
+        default=16,
+        metadata={"help": "Smallest logging window (samples, all ranks) on which `scst_degeneration_threshold` acts."},
+    )
 
     def validate(self) -> None:
         if self.scst_num_samples < 1:
@@ -231,6 +254,13 @@ class ScstArguments(_ChecksLiterals):
         if self.scst_length_penalty < 0:
             raise ValueError("`scst_length_penalty` must be >= 0 (it is subtracted).")
         parse_reward_weights(self.scst_reward_weights)
+        if self.scst_sample_log_steps < 0 or self.scst_sample_log_videos < 1:
+            raise ValueError("`scst_sample_log_steps` must be >= 0 (0 = off) and `scst_sample_log_videos` >= 1.")
+        threshold = self.scst_degeneration_threshold
+        if threshold is not None and not 0.0 < threshold <= 1.0:
+            raise ValueError(f"`scst_degeneration_threshold` is a share of samples in (0, 1], got {threshold}.")
+        if self.scst_degeneration_min_samples < 1:
+            raise ValueError("`scst_degeneration_min_samples` must be at least 1.")
 
 
 FASTSLOW_STRATEGIES = ("interleave", "first_slow", "uniform")

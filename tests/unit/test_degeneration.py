@@ -111,3 +111,34 @@ def test_window_logs_then_stops_naming_the_opening_and_the_checkpoints(tmp_path)
     assert window.flush()[1] is None
     assert "no checkpoint" in checkpoints_hint(str(tmp_path / "missing"))
     assert DegenerationWindow("x").flush() == ({}, None)
+
+
+def test_sample_records_and_resume_truncation(tmp_path):
+    import json
+
+    import numpy as np
+
+    from llamafactory_video.train.scst.samples import markdown_table, sample_records, truncate_after
+
+    rewards = np.array([[1.0, 0.5], [0.2, 0.4]])
+    records = sample_records(
+        7, ["v0", "v1"], [["a b"], ["c d"]], ["s00", "s01", "s10", "s11"], rewards, rewards - 0.5,
+        {"cider_d": [2.0, 1.0, 0.4, 0.8]}, "beam", ["g0", "g1"], [0.5, 0.5], max_videos=1,
+    )
+    assert records == [
+        {
+            "step": 7, "video": "v0", "references": ["a b"],
+            "baseline": {"type": "beam", "caption": "g0", "reward": 0.5},
+            "samples": [
+                {"caption": "s00", "reward": 1.0, "advantage": 0.5, "cider_d": 2.0},
+                {"caption": "s01", "reward": 0.5, "advantage": 0.0, "cider_d": 1.0},
+            ],
+        }
+    ]
+    table = markdown_table(records)
+    assert "| v0 | beam | g0 | 0.5 | |" in table and table.count("| sample |") == 2
+    path = tmp_path / "scst_samples.jsonl"
+    lines = [json.dumps({"step": s}) for s in (1, 2, 3)]
+    path.write_text("\n".join(lines) + '\n{"step": 4, "vid')  # a torn last line (kill -9 mid-write)
+    assert truncate_after(str(path), 2) == 2
+    assert [json.loads(line)["step"] for line in path.read_text().splitlines()] == [1, 2]
