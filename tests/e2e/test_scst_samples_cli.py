@@ -10,6 +10,22 @@ from .helpers import kill_at_checkpoint_and_resume, read_json, read_jsonl, run_c
 
 
 pytestmark = pytest.mark.e2e
+HAVE_TENSORBOARD = importlib.util.find_spec("tensorboard") is not None  # in the `test` extra
+
+
+def tensorboard_tables(directory):
+    r"""``{step: markdown}`` of the ``scst/samples`` text events under ``directory`` (every run's event files)."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    tables = {}
+    for root, _, files in os.walk(directory):
+        if any(f.startswith("events.out.tfevents") for f in files):
+            acc = EventAccumulator(root, size_guidance={"tensors": 0})
+            acc.Reload()
+            if "scst/samples/text_summary" in acc.Tags()["tensors"]:
+                for event in acc.Tensors("scst/samples/text_summary"):
+                    tables[event.step] = event.tensor_proto.string_val[0].decode()
+    return tables
 
 
 def tiny_scst(model_dir, data, out, **overrides):
@@ -50,6 +66,7 @@ def test_sample_log_survives_kill_and_resume(tiny_qwen25vl, caption_data, tmp_pa
     config = tiny_scst(
         tiny_qwen25vl, caption_data, out, max_steps=4, save_strategy="steps", save_steps=2,
         scst_sample_log_steps=1, scst_sample_log_videos=1,
+        report_to="tensorboard" if HAVE_TENSORBOARD else "none",
     )
     kill_at_checkpoint_and_resume(config, str(tmp_path), step=2)
     rows = read_jsonl(os.path.join(out, "scst_samples.jsonl"))
@@ -66,6 +83,11 @@ def test_sample_log_survives_kill_and_resume(tiny_qwen25vl, caption_data, tmp_pa
     for key in ("opening_share", "distinct_1", "distinct_2", "repeated_3gram_share"):
         assert all(0.0 <= e[f"scst/degeneration/{key}"] <= 1.0 for e in logs), key
     assert all(e["scst/degeneration/num_samples"] == 4 for e in logs)  # batch 2 x K 2 per window
+    if HAVE_TENSORBOARD:  # the same rows as a text table per logged step (<output_dir>/runs/<date>, both runs)
+        tables = tensorboard_tables(out)
+        assert set(tables) == {1, 2, 3, 4}
+        assert "| video | kind | caption | reward | advantage |" in tables[4] and rows[-1]["video"] in tables[4]
+        assert tables[4].count("| sample |") == 2 and "| greedy |" in tables[4]
 
 
 def test_degeneration_threshold_stops_the_run_naming_the_opening(tiny_qwen25vl, caption_data, tmp_path):
@@ -81,26 +103,3 @@ def test_degeneration_threshold_stops_the_run_naming_the_opening(tiny_qwen25vl, 
     assert "DegenerationStop" in text and "% of samples start with \"" in text, text[-3000:]
     assert "`scst_degeneration_threshold: 0.01`" in text and "no checkpoint was saved" in text
     assert not os.path.isfile(os.path.join(out, "model.safetensors"))
-
-
-@pytest.mark.skipif(importlib.util.find_spec("tensorboard") is None, reason="tensorboard is not installed")
-def test_sample_table_reaches_tensorboard(tiny_qwen25vl, caption_data, tmp_path):
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    out = str(tmp_path / "tb")
-    config = tiny_scst(
-        tiny_qwen25vl, caption_data, out, max_steps=2, report_to="tensorboard", scst_sample_log_steps=2
-    )
-    run_cli(config, str(tmp_path), "tb")
-    texts = []
-    for root, _, files in os.walk(out):  # transformers 5.6: <output_dir>/runs/<date>
-        if any(f.startswith("events.out.tfevents") for f in files):
-            acc = EventAccumulator(root, size_guidance={"tensors": 0})
-            acc.Reload()
-            if "scst/samples/text_summary" in acc.Tags()["tensors"]:
-                texts += acc.Tensors("scst/samples/text_summary")
-    assert [t.step for t in texts] == [2]
-    table = texts[0].tensor_proto.string_val[0].decode()
-    rows = read_jsonl(os.path.join(out, "scst_samples.jsonl"))
-    assert "| video | kind | caption | reward | advantage |" in table and rows[0]["video"] in table
-    assert table.count("| sample |") == 2 * len(rows)
