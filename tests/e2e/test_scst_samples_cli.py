@@ -101,5 +101,5 @@ def test_degeneration_threshold_stops_the_run_naming_the_opening(tiny_qwen25vl, 
     text = proc.stdout + proc.stderr
     assert proc.returncode != 0
     assert "DegenerationStop" in text and "% of samples start with \"" in text, text[-3000:]
-    assert "`scst_degeneration_threshold: 0.01`" in text and "no checkpoint was saved" in text
+    assert "`scst_degeneration_threshold: 0.01`" in text and "No checkpoint was saved" in text
     assert not os.path.isfile(os.path.join(out, "model.safetensors"))

@@ -109,7 +109,7 @@ def test_window_logs_then_stops_naming_the_opening_and_the_checkpoints(tmp_path)
     assert metrics["scst/degeneration/opening_share"] == 1.0 and reason is None
     window.add(["people are dancing", "a dog runs", "a cat sits", "the man cooks", "two men talk"])
     assert window.flush()[1] is None
-    assert "no checkpoint" in checkpoints_hint(str(tmp_path / "missing"))
+    assert "No checkpoint" in checkpoints_hint(str(tmp_path / "missing"))
     assert DegenerationWindow("x").flush() == ({}, None)
 
 
@@ -142,3 +142,27 @@ def test_sample_records_and_resume_truncation(tmp_path):
     path.write_text("\n".join(lines) + '\n{"step": 4, "vid')  # a torn last line (kill -9 mid-write)
     assert truncate_after(str(path), 2) == 2
     assert [json.loads(line)["step"] for line in path.read_text().splitlines()] == [1, 2]
+
+
+def test_xe_watch_keys_are_checked_before_training(tmp_path):
+    from llamafactory.hparams import parser
+    from transformers import HfArgumentParser
+
+    from llamafactory_video.callbacks.degeneration import CaptionDegenerationCallback, watch_from_raw_args
+
+    assert watch_from_raw_args({"stage": "sft"}) is None
+    on = {"stage": "sft", "caption_degeneration_watch": "stop", "eval_strategy": "steps"}
+    assert isinstance(watch_from_raw_args(on), CaptionDegenerationCallback)
+    listed = ["--caption_degeneration_watch", "log", "--eval_strategy=steps", "--caption_degeneration_prompts", "3"]
+    assert watch_from_raw_args(listed).prompts == 3
+    with pytest.raises(ValueError, match="Invalid value `sometimes` for `caption_degeneration_watch`"):
+        watch_from_raw_args(dict(on, caption_degeneration_watch="sometimes"))
+    with pytest.raises(ValueError, match="never evaluates"):
+        watch_from_raw_args(dict(on, eval_strategy="no"))
+    with pytest.raises(ValueError, match=r"caption_degeneration_threshold.*\(0, 1\]"):
+        watch_from_raw_args(dict(on, caption_degeneration_threshold=1.5))
+    base = dict(model_name_or_path="m", output_dir=str(tmp_path), caption_degeneration_watch="log")
+    with pytest.raises(ValueError, match="scst_degeneration_threshold"):
+        HfArgumentParser(parser._TRAIN_ARGS).parse_dict(dict(base, stage="scst"))
+    finetuning_args = HfArgumentParser(parser._TRAIN_ARGS).parse_dict(dict(base, stage="sft"))[3]
+    assert finetuning_args.caption_degeneration_watch == "log"
