@@ -166,3 +166,27 @@ def test_xe_watch_keys_are_checked_before_training(tmp_path):
         HfArgumentParser(parser._TRAIN_ARGS).parse_dict(dict(base, stage="scst"))
     finetuning_args = HfArgumentParser(parser._TRAIN_ARGS).parse_dict(dict(base, stage="sft"))[3]
     assert finetuning_args.caption_degeneration_watch == "log"
+
+
+def test_host_contract_stock_stage_callbacks_reach_the_trainer():
+    r"""host/tuner.py appends the XE watch to ``config["callbacks"]`` before the host's ``_training_function``
+    runs a stock stage: that function must take its callback list from there and the sft workflow hand it to the
+    trainer."""
+    import inspect
+
+    from llamafactory.train import tuner
+    from llamafactory.train.sft import workflow
+
+    from llamafactory_video.callbacks.degeneration import CaptionDegenerationCallback
+    from llamafactory_video.host.tuner import add_stock_stage_callbacks
+
+    source = inspect.getsource(tuner._training_function.__wrapped__)
+    assert 'callbacks: list[Any] = config.get("callbacks")' in source
+    assert "run_sft(model_args, data_args, training_args, finetuning_args, generating_args, callbacks)" in source
+    assert "callbacks=callbacks" in inspect.getsource(workflow.run_sft)
+    config = {"args": {"stage": "sft", "caption_degeneration_watch": "log", "eval_strategy": "steps"}, "callbacks": []}
+    add_stock_stage_callbacks(config)
+    assert [type(c) for c in config["callbacks"]] == [CaptionDegenerationCallback]
+    config = {"args": {"stage": "sft"}, "callbacks": []}
+    add_stock_stage_callbacks(config)
+    assert config["callbacks"] == []
