@@ -511,7 +511,7 @@ class CaptionWatchArguments(_ChecksLiterals):
         default=16, metadata={"help": "Eval prompts captioned by `caption_degeneration_watch` (the first ones)."}
     )
     caption_degeneration_threshold: float = field(
-        default=0.6,
+        default=0.8,
         metadata={"help": "Top two-word opening share, in (0, 1], at which `caption_degeneration_watch: stop` stops."},
     )
     caption_degeneration_max_new_tokens: int = field(

@@ -26,6 +26,7 @@ def test_xe_recipe_smooths_labels_by_0_1(tmp_path):
     assert training_args.warmup_ratio == 0.1 and str(training_args.lr_scheduler_type.value) == "cosine"
     assert (generating_args.min_new_tokens, generating_args.no_repeat_ngram_size) == (6, 3)
     assert generating_args.repetition_penalty == 1.1
+    assert finetuning_args.caption_degeneration_watch == "stop" and str(training_args.eval_strategy.value) == "steps"
 
 
 def test_scst_recipe_has_the_seeds_baseline_and_length_penalty(tmp_path):
