@@ -1,6 +1,7 @@
 """The degeneration watch on XE captioning with the STOCK sft stage (`caption_degeneration_watch`), through the stock
 llamafactory-cli on the tiny random model: metrics at each evaluation, and the threshold stop."""
 
+import importlib.util
 import os
 
 import pytest
@@ -9,6 +10,7 @@ from .helpers import read_json, run_cli
 
 
 pytestmark = pytest.mark.e2e
+HAVE_TENSORBOARD = importlib.util.find_spec("tensorboard") is not None  # in the `test` extra
 
 
 def xe_config(model_dir, data, out, **overrides):
@@ -48,12 +50,26 @@ def xe_config(model_dir, data, out, **overrides):
 
 def test_xe_watch_logs_metrics_at_evaluation(tiny_qwen25vl, caption_data, tmp_path):
     out = str(tmp_path / "xe_log")
-    run_cli(xe_config(tiny_qwen25vl, caption_data, out, caption_degeneration_watch="log"), str(tmp_path), "log")
+    report_to = "tensorboard" if HAVE_TENSORBOARD else "none"
+    config = xe_config(tiny_qwen25vl, caption_data, out, caption_degeneration_watch="log", report_to=report_to)
+    run_cli(config, str(tmp_path), "log")
     evals = [e for e in read_json(os.path.join(out, "trainer_state.json"))["log_history"] if "eval_loss" in e]
     assert len(evals) == 1 and evals[0]["step"] == 2
     for key in ("opening_share", "distinct_1", "distinct_2", "repeated_3gram_share"):
         assert 0.0 <= evals[0][f"caption/degeneration/{key}"] <= 1.0, key
     assert evals[0]["caption/degeneration/num_samples"] == 4
+    final = read_json(os.path.join(out, "eval_results.json"))  # the workflow's own evaluate() returns them too
+    assert final["caption/degeneration/distinct_1"] == evals[0]["caption/degeneration/distinct_1"]
+    if HAVE_TENSORBOARD:
+        from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+        acc = EventAccumulator(os.path.join(out, "runs", "caption_degeneration"), size_guidance={"tensors": 0})
+        acc.Reload()
+        scalars = acc.Scalars("caption/degeneration/opening_share")
+        # the evaluation at step 2 and the workflow's final one (same weights)
+        assert {(e.step, round(e.value, 4)) for e in scalars} == {(2, evals[0]["caption/degeneration/opening_share"])}
+        table = acc.Tensors("caption/degeneration/captions/text_summary")[-1].tensor_proto.string_val[0].decode()
+        assert table.startswith("| prompt | caption |") and table.count("\n| ") == 4
 
 
 def test_xe_watch_stops_naming_the_opening(tiny_qwen25vl, caption_data, tmp_path):

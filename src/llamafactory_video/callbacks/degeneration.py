@@ -78,6 +78,7 @@ class DegenerationWindow:
 
 # ---------------------------------------------------------------------------------------------------- XE (stock sft)
 XE_PREFIX = "caption"
+TENSORBOARD_RUN = "caption_degeneration"
 
 
 def prompt_rows(dataset: Any, count: int, ignore_index: int = -100) -> list[dict[str, Any]]:
@@ -142,8 +143,25 @@ class CaptionDegenerationCallback(TrainerCallback):
                 entry.update(values)
         shown = "; ".join(repr(c) for c in captions[:3])
         logger.info_rank0(f"Degeneration watch at step {state.global_step}: {values} (e.g. {shown})")
+        if state.is_world_process_zero and "tensorboard" in (args.report_to or []):
+            self.to_tensorboard(args.output_dir, state.global_step, values, captions)
         if reason is not None:
             self.window.stop(reason, state.global_step, args.output_dir, "caption_degeneration_threshold")
+
+    @staticmethod
+    def to_tensorboard(output_dir: str, step: int, values: dict[str, float], captions: list[str]) -> None:
+        r"""Scalars and the captions (a text table) under ``<output_dir>/runs/caption_degeneration``: a callback gets
+        the evaluation's log after the reporting callbacks sent it, so the watch writes its own TensorBoard run."""
+        from torch.utils.tensorboard import SummaryWriter
+
+        writer = SummaryWriter(log_dir=os.path.join(output_dir, "runs", TENSORBOARD_RUN))
+        try:
+            for key, value in values.items():
+                writer.add_scalar(key, value, step)
+            rows = "\n".join(f"| {i} | {c.replace('|', '/')} |" for i, c in enumerate(captions))
+            writer.add_text(f"{XE_PREFIX}/degeneration/captions", "| prompt | caption |\n|---|---|\n" + rows, step)
+        finally:
+            writer.close()
 
     def generate(self, model: Any, tokenizer: Any, loader: Any) -> list[str]:
         import torch
