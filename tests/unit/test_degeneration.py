@@ -135,6 +135,8 @@ def test_sample_records_and_resume_truncation(tmp_path):
             ],
         }
     ]
+    mean = sample_records(3, ["v0"], [["a"]], ["s0", "s1"], np.ones((1, 2)), np.zeros((1, 2)), {}, "mean")
+    assert mean[0]["baseline"] is None and [x["advantage"] for x in mean[0]["samples"]] == [0.0, 0.0]
     table = markdown_table(records)
     assert "| v0 | beam | g0 | 0.5 | |" in table and table.count("| sample |") == 2
     path = tmp_path / "scst_samples.jsonl"
