@@ -68,6 +68,7 @@ ARTIFACTS: dict[str, str] = {
     "eval_caption_metrics.json": "scst",
     "predict_captions.jsonl": "scst",
     "predict_caption_metrics.json": "scst",
+    "scst_samples.jsonl": "scst",
     "training_scst_*.png": "scst",
     "training_eval_cider.png": "scst",
 }

@@ -214,6 +214,29 @@ class ScstArguments(_ChecksLiterals):
     scst_target_length: int = field(
         default=32, metadata={"help": "Target caption length in words for `scst_length_penalty` (seed: 32)."}
     )
+    # --- samples and degeneration (train/scst/samples.py, docs/stages/scst.md "Samples and degeneration")
+    scst_sample_log_steps: int = field(
+        default=0,
+        metadata={
+            "help": "Every N optimizer steps, write the K samples (caption, reward, advantage, reward parts), the "
+            "baseline caption and the references of up to `scst_sample_log_videos` videos to "
+            "<output_dir>/scst_samples.jsonl and to the TensorBoard / W&B reporter. 0 = off."
+        },
+    )
+    scst_sample_log_videos: int = field(
+        default=4, metadata={"help": "Videos written per logged step by `scst_sample_log_steps` (rank 0's)."}
+    )
+    scst_degeneration_threshold: Optional[float] = field(
+        default=None,
+        metadata={
+            "help": "Stop the run when one two-word opening (e.g. 'people are') starts at least this share of the "
+            "samples of a logging window, in (0, 1]. Unset = only log the scst/degeneration/* metrics."
+        },
+    )
+    scst_degeneration_min_samples: int = field(
+        default=16,
+        metadata={"help": "Smallest logging window (samples, all ranks) on which `scst_degeneration_threshold` acts."},
+    )
 
     def validate(self) -> None:
         if self.scst_num_samples < 1:
@@ -231,6 +254,13 @@ class ScstArguments(_ChecksLiterals):
         if self.scst_length_penalty < 0:
             raise ValueError("`scst_length_penalty` must be >= 0 (it is subtracted).")
         parse_reward_weights(self.scst_reward_weights)
+        if self.scst_sample_log_steps < 0 or self.scst_sample_log_videos < 1:
+            raise ValueError("`scst_sample_log_steps` must be >= 0 (0 = off) and `scst_sample_log_videos` >= 1.")
+        threshold = self.scst_degeneration_threshold
+        if threshold is not None and not 0.0 < threshold <= 1.0:
+            raise ValueError(f"`scst_degeneration_threshold` is a share of samples in (0, 1], got {threshold}.")
+        if self.scst_degeneration_min_samples < 1:
+            raise ValueError("`scst_degeneration_min_samples` must be at least 1.")
 
 
 FASTSLOW_STRATEGIES = ("interleave", "first_slow", "uniform")
@@ -464,6 +494,50 @@ class SparcAlignArguments(_ChecksLiterals):
             )
 
 
+@dataclass
+class CaptionWatchArguments(_ChecksLiterals):
+    r"""Keys the plugin adds to stock stages: the caption degeneration watch for cross-entropy captioning with
+    ``stage: sft`` (seed 000 stage 1; ``callbacks/degeneration.py``, installed by ``host/tuner.py``)."""
+
+    caption_degeneration_watch: Literal["off", "log", "stop"] = field(
+        default="off",
+        metadata={
+            "help": "stage sft: at every evaluation, caption the first `caption_degeneration_prompts` eval prompts "
+            "greedily and log caption/degeneration/* (top two-word opening share, distinct-1/2, repeated 3-grams). "
+            "`stop` also ends the run when the opening share reaches `caption_degeneration_threshold`."
+        },
+    )
+    caption_degeneration_prompts: int = field(
+        default=16, metadata={"help": "Eval prompts captioned by `caption_degeneration_watch` (the first ones)."}
+    )
+    caption_degeneration_threshold: float = field(
+        default=0.8,
+        metadata={"help": "Top two-word opening share, in (0, 1], at which `caption_degeneration_watch: stop` stops."},
+    )
+    caption_degeneration_max_new_tokens: int = field(
+        default=32, metadata={"help": "Caption length cap (tokens) of the watch's greedy captions."}
+    )
+
+    def validate(self) -> None:
+        if self.caption_degeneration_prompts < 1 or self.caption_degeneration_max_new_tokens < 1:
+            raise ValueError("`caption_degeneration_prompts` and `caption_degeneration_max_new_tokens` must be >= 1.")
+        if not 0.0 < self.caption_degeneration_threshold <= 1.0:
+            raise ValueError(
+                f"`caption_degeneration_threshold` is a share of captions in (0, 1], "
+                f"got {self.caption_degeneration_threshold}."
+            )
+        stage = getattr(self, "stage", "sft")
+        if self.caption_degeneration_watch != "off" and stage != "sft":
+            hint = " (`stage: scst` has `scst_degeneration_threshold`)" if stage == "scst" else ""
+            raise ValueError(
+                f"`caption_degeneration_watch` watches cross-entropy captioning with `stage: sft`, not `{stage}`"
+                f"{hint}; remove it or set it to `off`."
+            )
+
+
+SHARED_ARGUMENT_CLASSES: tuple[type, ...] = (CaptionWatchArguments,)
+"""Mixins whose keys every stage's arguments carry (stock stages included)."""
+
 STAGE_ARGUMENT_CLASSES: dict[str, type] = {
     "action_cls": ActionClsArguments,
     "scst": ScstArguments,
@@ -481,12 +555,15 @@ def _validate_active_stage(args) -> None:
 
 def _build_finetuning_arguments() -> type:
     mixins = tuple(STAGE_ARGUMENT_CLASSES[name] for name in STAGES if name in STAGE_ARGUMENT_CLASSES)
+    mixins += SHARED_ARGUMENT_CLASSES
 
     def __post_init__(self):
         # before the host's own checks, so a typo is reported as a typo
         check_literal_fields(self, owners=(cls, *mixins), notes={"stage": STAGE_NOTE})
         FinetuningArguments.__post_init__(self)
         _validate_active_stage(self)
+        for shared in SHARED_ARGUMENT_CLASSES:
+            shared.validate(self)
 
     namespace = {
         "__doc__": "LlamaFactory's ``FinetuningArguments`` plus the keys of every registered plugin stage.",
@@ -559,6 +636,7 @@ class VideoModelArguments(ModelArguments):
 def plugin_keys() -> frozenset[str]:
     r"""Every key llamafactory-video adds to the host's arguments (stage mixins, model and generation keys)."""
     keys = {f.name for mixin in STAGE_ARGUMENT_CLASSES.values() for f in fields(mixin)}
+    keys |= {f.name for mixin in SHARED_ARGUMENT_CLASSES for f in fields(mixin)}
     for mine, host in ((VideoModelArguments, ModelArguments), (VideoGeneratingArguments, GeneratingArguments)):
         keys |= {f.name for f in fields(mine)} - {f.name for f in fields(host)}
     return frozenset(keys)

@@ -133,6 +133,7 @@ def test_scst_two_rank_ddp_with_mean_baseline(xe_model, caption_data, tmp_path):
     assert "world size: 2" in proc.stdout + proc.stderr
     logs = [e for e in read_json(os.path.join(out, "trainer_state.json"))["log_history"] if "scst/reward_mean" in e]
     assert len(logs) == 2 and "scst/frac_identical_to_baseline" not in logs[0]
+    assert all(e["scst/degeneration/num_samples"] == 16 for e in logs)  # 2 ranks x batch 2 x K 4, gathered
 
 
 def test_scst_continues_a_lora_xe_adapter_with_beam_baseline(tiny_qwen25vl, caption_data, tmp_path):

@@ -15,13 +15,15 @@
 | llamafactory.train.tuner         | _training_function dispatches plugin stages to their workflows        |
 | llamafactory.train.trainer_utils | transformers.Trainer resumes full weights with the key conversion and |
 |                                  | stops on weights that do not load (every stage, stock ones included)  |
+|                                  | label_smoothing_factor shifts labels on decoder-only VLMs as on LMs   |
 
 With ``LLAMAFACTORY_VIDEO_DISABLE=1`` none of these run; ``host/disabled.py`` only wraps the parser's
 ``_parse_args`` so that a config using our stages or keys fails naming that variable.
 
 Stock stages never reach plugin code paths: each patch defers to the original unless a registered
-stage is in play. The exceptions: the checkpoint patch, a transformers bug fix that stock stages need as much as ours,
-and the resume check, which stops a stock stage from auto-resuming a checkpoint one of our stages wrote.
+stage is in play. The exceptions: the checkpoint patch and the label-smoothing shift, transformers bug fixes that
+stock stages need as much as ours, and the resume check, which stops a stock stage from auto-resuming a checkpoint
+one of our stages wrote.
 """
 
 import sys
@@ -91,6 +93,9 @@ def patch_trainer_utils(module: ModuleType) -> None:
     from .checkpoint import patch_trainer
 
     patch_trainer(module.Trainer)  # the transformers.Trainer every host and plugin trainer derives from
+    from .label_smoothing import patch_label_smoothing
+
+    patch_label_smoothing(sys.modules[module.Trainer.__module__])  # transformers.trainer
 
 
 PATCHES: dict[str, Callable[[ModuleType], None]] = {

@@ -67,12 +67,25 @@ def run_plugin_stage(tuner: ModuleType, spec: registry.StageSpec, config: dict[s
         tuner.logger.warning(f"Failed to destroy process group: {err}.")
 
 
+def add_stock_stage_callbacks(config: dict[str, Any]) -> None:
+    r"""Our callbacks for a stock stage, when its keys ask for them: ``caption_degeneration_watch`` (stage sft).
+    The host hands ``config["callbacks"]`` to the stage's trainer (contract-tested)."""
+    from ..callbacks.degeneration import watch_from_raw_args
+
+    watch = watch_from_raw_args(config.get("args"))
+    if watch is not None:
+        if config.get("callbacks") is None:
+            config["callbacks"] = []
+        config["callbacks"].append(watch)
+
+
 def patch_training_function(tuner: ModuleType) -> None:
     original = tuner._training_function
 
     def _training_function(config: dict[str, Any]) -> None:
         spec = registry.get_stage(peek_stage(config.get("args")))
         if spec is None:
+            add_stock_stage_callbacks(config)
             return original(config)
         return run_plugin_stage(tuner, spec, config)
 

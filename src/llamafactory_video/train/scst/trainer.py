@@ -21,6 +21,7 @@ from ..._logging import get_logger
 from ...losses.scst import first_eos_mask, mean_of_others_baseline, scst_loss
 from ...metrics.captions import caption_metrics, tokenize
 from ..trainer_utils import VideoStageTrainer
+from .samples import ScstSampleMonitor
 from .tokens import mm_token_type_ids, rope_needs_mm_token_types, suppressed_token_ids
 
 
@@ -101,6 +102,9 @@ class ScstTrainer(VideoStageTrainer):
         )
         beams = finetuning_args.scst_beam_width if finetuning_args.scst_baseline == "beam" else 1
         self.baseline_kwargs = dict(common, do_sample=False, num_beams=beams, num_return_sequences=1)
+        # scst_samples.jsonl, the reporter's sample table and the degeneration watch (train/scst/samples.py)
+        self.sample_monitor = ScstSampleMonitor(self, finetuning_args)
+        self.add_callback(self.sample_monitor)
 
     # ------------------------------------------------------------------------------------------------ generation
     def _generate(self, model, inputs: dict[str, Any], **gen_kwargs) -> torch.Tensor:
@@ -173,7 +177,7 @@ class ScstTrainer(VideoStageTrainer):
 
         if self.finetuning_args.scst_baseline == "mean":
             baseline = mean_of_others_baseline(rewards_t)
-            identical = float("nan")
+            identical, base_captions = float("nan"), None
         else:
             base_captions = self._decode(self._generate(model, prompt, **self.baseline_kwargs))
             base_rewards, _ = self.reward_fn(base_captions, keys, references)
@@ -191,6 +195,10 @@ class ScstTrainer(VideoStageTrainer):
         logprobs = torch.gather(F.log_softmax(logits, dim=-1), 2, sampled.unsqueeze(-1)).squeeze(-1)
         loss = scst_loss(logprobs, mask.to(logprobs.device), advantages)
 
+        if model.training:  # samples file, reporter table, degeneration window (train/scst/samples.py)
+            self.sample_monitor.observe(
+                self.state.global_step + 1, keys, references, captions, rewards_t, baseline, parts, base_captions
+            )
         if model.training:
             self.record("reward_mean", rewards.mean())
             self.record("reward_std", rewards_t.std(dim=1, unbiased=False).mean())
@@ -202,6 +210,16 @@ class ScstTrainer(VideoStageTrainer):
             if identical == identical:  # not NaN
                 self.record("frac_identical_to_baseline", identical)
         return (loss, outputs) if return_outputs else loss
+
+    @override
+    def log(self, logs: dict[str, float], *args, **kwargs) -> None:
+        reason = None
+        if "loss" in logs:  # a training log step: the degeneration window's metrics join it
+            metrics, reason = self.sample_monitor.window_metrics()
+            logs.update(metrics)
+        super().log(logs, *args, **kwargs)
+        if reason is not None:
+            self.sample_monitor.stop(reason)
 
     @staticmethod
     def _check_finite(rewards: np.ndarray, captions: list[str], keys: list[Any]) -> None:

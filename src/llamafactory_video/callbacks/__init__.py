@@ -1,0 +1,1 @@
+"""Trainer callbacks usable by our stages and by stock LlamaFactory stages (installed through ``host/tuner.py``)."""
