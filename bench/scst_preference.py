@@ -128,6 +128,15 @@ def reward_curve(out: str, name: str) -> list[float]:
     return [e[f"scst/rewards/{name}/mean"] for e in logs if f"scst/rewards/{name}/mean" in e]
 
 
+def _value(text: str):
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    return {"true": True, "false": False}.get(text.lower(), text)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", default="1,2,3")
@@ -159,7 +168,7 @@ def main() -> int:
     if not os.path.isfile(os.path.join(xe, "config.json")):
         run_cli(xe_config(model, data, xe), workdir, "xe", env)
     before_out = os.path.join(workdir, "before")
-    overrides = dict(part.split("=", 1) for part in args.overrides)
+    overrides = {key: _value(value) for key, value in (part.split("=", 1) for part in args.overrides)}
     run_cli(
         scst_config(xe, data, before_out, reward, args.epochs, do_train=False, **overrides), workdir, "before", env
     )

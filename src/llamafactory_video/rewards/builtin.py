@@ -79,13 +79,17 @@ def answer_span(completion: str) -> str:
     return found[-1] if found else completion
 
 
-def exact_match(completions: Sequence[str], references: Sequence[Sequence[str]], **_: Any) -> np.ndarray:
-    r"""1 when the (normalised, ``<answer>``-tag aware) completion equals any normalised reference, else 0."""
+def exact_match(
+    completions: Sequence[str], references: Sequence[Sequence[str]], answer: Optional[Sequence[str]] = None, **_: Any
+) -> np.ndarray:
+    r"""1 when the (normalised, ``<answer>``-tag aware) completion equals a normalised reference or the
+    ``answer`` column's value, else 0."""
     _check_lengths(completions, references)
     out = np.zeros(len(completions))
     for i, (completion, refs) in enumerate(zip(completions, references)):
-        answer = normalize_answer(answer_span(completion))
-        out[i] = float(any(answer == normalize_answer(r) for r in refs))
+        given = normalize_answer(answer_span(completion))
+        right = list(refs) + ([answer[i]] if answer is not None and answer[i] else [])
+        out[i] = float(any(given == normalize_answer(r) for r in right))
     return out
 
 
@@ -111,7 +115,7 @@ def option_accuracy(
     _check_lengths(completions, references)
     out = np.zeros(len(completions))
     for i, completion in enumerate(completions):
-        right = answer[i] if answer is not None else references[i][0]
+        right = answer[i] if answer is not None and answer[i] else references[i][0]
         right = chosen_option(str(right)) or str(right).strip().upper()
         out[i] = float(chosen_option(completion) == right)
     return out

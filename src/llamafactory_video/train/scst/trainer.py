@@ -38,7 +38,7 @@ logger = get_logger(__name__)
 METRIC_PREFIX = "scst"
 VISUAL_KEYS = (("pixel_values_videos", "video_grid_thw"), ("pixel_values", "image_grid_thw"))
 PER_SAMPLE_KEYS = ("second_per_grid_ts",)
-REWARD_COLUMNS = ("answer", "question")  # QA columns the collator carries to the rewards when a dataset has them
+REWARD_COLUMNS = ("answer",)  # QA columns the collator carries to the rewards when a dataset has them
 
 
 def expand_visual_inputs(inputs: dict[str, Any], repeats: int) -> dict[str, Any]:
@@ -322,10 +322,14 @@ class ScstTrainer(VideoStageTrainer):
         for batch in loader:
             batch = self._prepare_inputs(batch)
             captions = self._decode(self._generate(model, self._model_inputs(batch), **gen_kwargs))
-            for key, caption, refs, category in zip(
-                batch["sample_keys"], captions, batch["references"], batch["categories"]
+            answers = batch.get("answer") or [""] * len(captions)
+            for key, caption, refs, category, answer in zip(
+                batch["sample_keys"], captions, batch["references"], batch["categories"], answers
             ):
-                records.append({"id": key, "caption": caption, "references": refs, "category": category})
+                record = {"id": key, "caption": caption, "references": refs, "category": category}
+                if answer:
+                    record["answer"] = answer
+                records.append(record)
         gathered = self.accelerator.gather_for_metrics(records, use_gather_object=True)
         seen, unique = set(), []
         for record in gathered:  # the last batch is padded with repeats under DDP
@@ -350,6 +354,22 @@ class ScstTrainer(VideoStageTrainer):
             report["groups"] = {c: scores([r for r in records if r["category"] == c]) for c in categories}
         return report
 
+    def reward_report(self, records: list[dict[str, Any]]) -> dict[str, float]:
+        r"""The training reward on the (greedy) captions of ``records``: ``reward`` (weighted total) and
+        ``reward_<name>`` for each reward of ``scst_rewards`` (e.g. held-out option accuracy on QA data)."""
+        names = getattr(self.reward_fn, "names", None)
+        if not records or names is None:
+            return {}
+        columns = {"category": [r["category"] for r in records]}
+        if any(r.get("answer") for r in records):
+            columns["answer"] = [r.get("answer", "") for r in records]
+        total, parts = self.reward_fn(
+            [r["caption"] for r in records], [r["id"] for r in records], [r["references"] for r in records], columns
+        )
+        report = {"reward": float(np.mean(total))}
+        report.update({f"reward_{name}": float(np.mean(parts[name])) for name in names})
+        return report
+
     @override
     def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval") -> dict[str, float]:
         dataset = eval_dataset if eval_dataset is not None else self.eval_dataset
@@ -357,6 +377,7 @@ class ScstTrainer(VideoStageTrainer):
             dataset = next(iter(dataset.values()))
         records = self.generate_captions(dataset)
         report = self.caption_report(records)
+        report.update(self.reward_report(records))
         metrics = {f"{metric_key_prefix}_{k}": float(v) for k, v in report.items() if isinstance(v, (int, float))}
         self.log(metrics)
         self.last_eval = {"records": records, "report": report}
