@@ -9,8 +9,8 @@ stock ``llamafactory-cli`` once per (baseline / objective, seed). Reported per r
 logged mean (``scst/rewards/likes_word/mean``) and the word's frequency in held-out greedy captions before
 (the XE model) and after. Markdown table on stdout, JSON in ``bench/results/scst_preference.json``.
 
-    python bench/scst_preference.py [--seeds 1,2,3] [--variants greedy,beam,mean,grpo,ppo] [--word slides]
-                                    [--epochs 2] [--output FILE] [-- key=value ...]
+    python bench/scst_preference.py [--seeds 1,2,3] [--variants greedy,grpo_ppo_kl,beam,mean,grpo,ppo]
+                                    [--word slides] [--epochs 1] [--output FILE] [key=value ...]
 Exit status 1 when a run fails or does not raise the held-out frequency.
 """
 
@@ -49,6 +49,10 @@ VARIANTS = {
     "grpo": dict(scst_baseline="grpo"),
     "ppo": dict(scst_baseline="grpo", scst_objective="ppo_clip", scst_updates_per_batch=2),
     "kl": dict(scst_baseline="grpo", scst_kl_coef=0.05),
+    # the e2e test's second variant (tests/e2e/test_scst_rewards_cli.py)
+    "grpo_ppo_kl": dict(
+        scst_baseline="grpo", scst_objective="ppo_clip", scst_updates_per_batch=2, scst_kl_coef=0.02
+    ),
 }
 
 
@@ -88,7 +92,7 @@ def scst_config(model: str, data: dict, out: str, reward: str, epochs: float, **
         logging_steps=2,
         per_device_train_batch_size=4,
         per_device_eval_batch_size=16,
-        learning_rate=1e-4,
+        learning_rate=3e-4,
         num_train_epochs=epochs,
         lr_scheduler_type="constant",
         do_sample=False,
@@ -140,9 +144,9 @@ def _value(text: str):
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", default="1,2,3")
-    parser.add_argument("--variants", default="greedy,beam,mean,grpo,ppo")
+    parser.add_argument("--variants", default="greedy,grpo_ppo_kl,beam,mean,grpo,ppo")
     parser.add_argument("--word", default="slides")
-    parser.add_argument("--epochs", type=float, default=2.0)
+    parser.add_argument("--epochs", type=float, default=1.0)
     parser.add_argument("--workdir", default=None)
     parser.add_argument("--output", default=os.path.join(HERE, "results", "scst_preference.json"))
     parser.add_argument("overrides", nargs="*", help="key=value overrides of every SCST run")
