@@ -116,6 +116,14 @@ def test_length_exact_match_option_and_format_against_hand_values():
     completions = ["B", "(C) a dog", "The answer is D.", "A: the cat", "I think <answer>B</answer>", "none", "b"]
     refs = [["B"], ["C"], ["B"], ["A"], ["B"], ["A"], ["B"]]
     assert builtin.option_accuracy(completions, refs).tolist() == [1, 1, 0, 1, 1, 0, 0]
+    # an article is not an answer; a letter marked as an option is
+    assert [builtin.chosen_option(c) for c in ("A red square moves.", "A. red", "Answer: C", "(D)", "E")] == [
+        None,
+        "A",
+        "C",
+        "D",
+        "E",
+    ]
     # the `answer` column, when present, wins over the references
     assert builtin.option_accuracy(["C"], [["B"]], answer=["(C)"]).tolist() == [1.0]
     assert builtin.format_reward(["<think>x</think> <answer>B</answer>", "B"]).tolist() == [1.0, 0.0]

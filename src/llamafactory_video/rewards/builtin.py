@@ -93,17 +93,24 @@ def exact_match(
     return out
 
 
-_LETTER = re.compile(r"(?<![A-Za-z])\(?([A-Z])\)?(?![A-Za-z])")
+_ONLY_LETTER = re.compile(r"\(?([A-Z])\)?[.:)]?")
+_LEADING_LETTER = re.compile(r"\(([A-Z])\)|([A-Z])[.:)](?:\s|$)")
+_ANSWER_IS = re.compile(r"answer\s*(?:is|:)?\s*:?\s*\(?([A-Z])\)?(?![A-Za-z])", re.I)
 
 
 def chosen_option(completion: str, letters: str = "ABCDEFGHIJ") -> Optional[str]:
-    r"""The option letter a completion picks: the first standalone capital letter among ``letters`` (``B``,
-    ``(B)``, ``B.``, ``B: a cat``, ``The answer is B``) inside the ``<answer>`` span when there is one; ``None``
-    when none is found."""
-    for match in _LETTER.finditer(answer_span(completion).strip()):
-        if match.group(1) in letters:
-            return match.group(1)
-    return None
+    r"""The option letter a completion picks, inside the ``<answer>`` span when there is one: the whole answer
+    is a letter (``B``, ``(B)``, ``B.``), or it starts with one marked as an option (``(B) a cat``, ``B. a cat``,
+    ``B: a cat``), or it says ``answer is B`` / ``Answer: B``. ``None`` otherwise: a sentence starting with the
+    article "A" picks nothing."""
+    span = answer_span(completion).strip()
+    found = _ONLY_LETTER.fullmatch(span)
+    if found is None:
+        found = _LEADING_LETTER.match(span) or _ANSWER_IS.search(span)
+    if found is None:
+        return None
+    letter = next(group for group in found.groups() if group)
+    return letter.upper() if letter.upper() in letters else None
 
 
 def option_accuracy(
