@@ -8,9 +8,11 @@ baseline first: `python bench/scst_preference.py` (table in docs/stages/scst.md)
 """
 
 import os
+import textwrap
 
 import pytest
 
+from llamafactory_video.testing.synthetic_qa import make_choice_qa_dataset
 from llamafactory_video.testing.synthetic_videos import word_frequency, write_preference_reward
 
 from .helpers import offline_env, read_json, read_jsonl, run_cli
@@ -135,3 +137,39 @@ def test_unknown_reward_is_stopped_at_parse_with_the_builtins_listed(caption_dat
     assert proc.returncode != 0
     assert "unknown reward `cidr_d`" in log and "cider_d, bleu_1, bleu_2" in log and "option_accuracy" in log
     assert not os.path.isdir(str(tmp_path / "out"))  # nothing trained
+
+
+QA_CHECKS = """
+def answer_aligned(completions, references, answer=None, category=None, sample_keys=None, **columns):
+    # the dataset's `answer` column reaches the rewards, one value per completion, aligned with its sample
+    assert answer is not None and len(answer) == len(completions) == len(sample_keys) == len(category)
+    return [1.0 if a in "ABCD" and a == refs[0] else 0.0 for a, refs in zip(answer, references)]
+"""
+
+
+def test_video_qa_answer_column_reaches_the_option_reward(tiny_qwen25vl, tmp_path):
+    data = make_choice_qa_dataset(str(tmp_path / "qa"), train_per_class=2, test_per_class=1)
+    (tmp_path / "rewards").mkdir()
+    (tmp_path / "rewards" / "qa_checks.py").write_text(textwrap.dedent(QA_CHECKS), encoding="utf-8")
+    paths = [str(tmp_path / "rewards"), os.environ.get("PYTHONPATH")]
+    env = offline_env(PYTHONPATH=os.pathsep.join(filter(None, paths)))
+    out = str(tmp_path / "out")
+    config = scst_config(
+        tiny_qwen25vl,
+        data,
+        out,
+        "option_accuracy:1.0,format:0.0,qa_checks:answer_aligned:0.0",
+        scst_baseline="grpo",
+        scst_max_new_tokens=4,
+        max_new_tokens=4,
+        max_steps=2,
+        logging_steps=1,
+    )
+    run_cli(config, str(tmp_path), "qa", env=env)
+    logs = [e for e in read_json(os.path.join(out, "trainer_state.json"))["log_history"] if "loss" in e]
+    assert len(logs) == 2 and all(e["scst/rewards/answer_aligned/mean"] == 1.0 for e in logs)
+    assert all("scst/rewards/option_accuracy/mean" in e and "scst/rewards/format/mean" in e for e in logs)
+    results = read_json(os.path.join(out, "eval_results.json"))
+    assert results["eval_reward_answer_aligned"] == 1.0 and 0.0 <= results["eval_reward_option_accuracy"] <= 1.0
+    rows = read_jsonl(os.path.join(out, "eval_captions.jsonl"))
+    assert len(rows) == data["num_test"] and all(r["answer"] == r["references"][0] for r in rows)
