@@ -189,3 +189,19 @@ def test_stage_keys_parse_and_keep_the_older_keys(user_module):
             ScstArguments(**bad).validate()
     ScstArguments(scst_objective="ppo_clip", scst_updates_per_batch=2, scst_baseline="grpo").validate()
     assert set(BUILTIN_REWARDS) >= {"cider_d", "bleu_4", "rouge_l", "meteor", "length", "option_accuracy", "format"}
+
+
+def test_docs_list_every_scst_key_and_builtin_reward():
+    import dataclasses
+    import os
+
+    from llamafactory_video.hparams import ScstArguments
+
+    docs = os.path.join(os.path.dirname(__file__), "..", "..", "docs", "stages", "scst.md")
+    with open(docs, encoding="utf-8") as f:
+        text = f.read()
+    missing = [f.name for f in dataclasses.fields(ScstArguments) if f"`{f.name}`" not in text]
+    missing += [name for name in BUILTIN_REWARDS if f"`{name}`" not in text and name not in ("bleu_2", "bleu_3")]
+    assert not missing, f"docs/stages/scst.md does not list {missing}"
+    for metric in ("scst/rewards/<name>/mean", "scst/clip_fraction", "scst/kl", "eval_reward_<name>"):
+        assert metric in text, metric
