@@ -1,5 +1,6 @@
-"""The KL reference of the scst stage on a tiny Qwen2.5-VL: `base` = the LoRA model with its adapter disabled,
-`frozen_copy` = the starting model, unchanged by later updates of the policy."""
+"""The scst trainer's objective pieces on a tiny Qwen2.5-VL: the KL reference (`base` = the LoRA model with its
+adapter disabled, `frozen_copy` = the starting model, unchanged by later updates of the policy) and the rollout
+reused by PPO-style updates of one batch."""
 
 from types import SimpleNamespace
 
@@ -8,8 +9,8 @@ import pytest
 import torch
 
 
-def _args(reference):
-    return SimpleNamespace(
+def _args(reference, **overrides):
+    return SimpleNamespace(**{**dict(
         scst_max_new_tokens=4,
         scst_temperature=1.0,
         scst_top_p=1.0,
@@ -19,7 +20,7 @@ def _args(reference):
         scst_beam_width=1,
         scst_kl_coef=0.1,
         scst_kl_reference=reference,
-    )
+    ), **overrides})
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +46,7 @@ def tiny(tmp_path_factory):
     return {"path": path, "processor": processor, "batch": batch, "load": load, "tmp": tmp_path_factory}
 
 
-def _trainer(model, tiny, reference):
+def _trainer(model, tiny, reference, reward_fn=None, **overrides):
     from transformers import TrainingArguments
 
     from llamafactory_video.train.scst.trainer import ScstTrainer
@@ -54,8 +55,8 @@ def _trainer(model, tiny, reference):
     return ScstTrainer(
         model=model,
         args=TrainingArguments(output_dir=str(tiny["tmp"].mktemp("out")), use_cpu=True, report_to=[]),
-        finetuning_args=_args(reference),
-        reward_fn=None,
+        finetuning_args=_args(reference, **overrides),
+        reward_fn=reward_fn,
         eval_gen_kwargs={"do_sample": False, "max_new_tokens": 4},
         eos_token_ids=[tokenizer.convert_tokens_to_ids("<|im_end|>")],
         tokenizer=tokenizer,
@@ -105,3 +106,30 @@ def test_frozen_copy_keeps_the_starting_policy(tiny):
     assert not any(p.requires_grad for p in trainer.ref_model.parameters())
     with pytest.raises(ValueError, match="no adapter"):
         _trainer(tiny["load"](), tiny, "base")
+
+
+def test_ppo_updates_reuse_the_rollout_of_their_batch(tiny):
+    from llamafactory_video.rewards.registry import build_reward_set
+
+    model = tiny["load"]()
+    rewards = build_reward_set([("length", 1.0)], length_target=2, length_slope=1.0)
+    trainer = _trainer(
+        model, tiny, "auto", rewards, scst_kl_coef=0.0, scst_objective="ppo_clip", scst_updates_per_batch=2
+    )
+    inputs = dict(tiny["batch"], references=[["a b"], ["c d"]], sample_keys=["d#0", "d#1"], categories=["", ""])
+    model.train()
+    torch.manual_seed(0)
+    first = trainer.compute_loss(model, inputs)
+    rollout = trainer.rollouts.store[("d#0", "d#1")]
+    assert rollout.uses == 1 and rollout.old_logprobs is not None
+    # at the sampling parameters the clipped loss is -mean(A); GRPO advantages have mean 0 per video
+    assert first.item() == pytest.approx(-rollout.advantages.mean().item(), abs=1e-5)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.01 * torch.randn_like(p))
+    second = trainer.compute_loss(model, inputs)  # the same samples, a new policy: no new rollout
+    assert ("d#0", "d#1") not in trainer.rollouts.store and rollout.uses == 2
+    assert torch.isfinite(second) and second.item() != first.item()
+    assert {"rewards/length/mean", "clip_fraction", "ratio_mean"} <= set(trainer._step_metrics)
+    ratios = trainer._step_metrics["ratio_mean"]
+    assert ratios[0] == pytest.approx(1.0, abs=1e-5) and ratios[1] != pytest.approx(1.0, abs=1e-6)
