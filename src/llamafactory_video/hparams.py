@@ -189,11 +189,12 @@ class ScstArguments(_ChecksLiterals):
     r"""Keys of the ``scst`` stage (seed 000): self-critical sequence training of a video captioner."""
 
     scst_num_samples: int = field(default=5, metadata={"help": "Captions sampled per video at each step (K)."})
-    scst_baseline: Literal["greedy", "beam", "mean"] = field(
+    scst_baseline: Literal["greedy", "beam", "mean", "grpo"] = field(
         default="greedy",
         metadata={
-            "help": "Reward baseline: `greedy` / `beam` (the caption decoded without gradient in eval mode) or "
-            "`mean` (average reward of the other K-1 samples of the same video)."
+            "help": "Reward baseline: `greedy` / `beam` (the caption decoded without gradient in eval mode), "
+            "`mean` (average reward of the other K-1 samples of the same video, RLOO) or `grpo` (group-normalised "
+            "advantage (r - mean) / (std + 1e-4) over the K samples of the video)."
         },
     )
     scst_beam_width: int = field(default=3, metadata={"help": "Beam width of the `beam` baseline (seed: 3)."})
@@ -212,7 +213,59 @@ class ScstArguments(_ChecksLiterals):
         },
     )
     scst_target_length: int = field(
-        default=32, metadata={"help": "Target caption length in words for `scst_length_penalty` (seed: 32)."}
+        default=32,
+        metadata={"help": "Target caption length in words of `scst_length_penalty` / the `length` reward (seed: 32)."},
+    )
+    # ---- rewards as named callables with weights (rewards/registry.py); replaces the two keys above when set
+    scst_rewards: Optional[str] = field(
+        default=None,
+        metadata={
+            "help": "Weighted rewards, e.g. `cider_d:0.7,bleu_4:0.3,length:1.0`. Built-ins: cider_d, bleu_1..bleu_4, "
+            "rouge_l, meteor (needs Java), length, exact_match, option_accuracy, format; or a function by import "
+            "path `my_pkg.rewards:fn[:weight]` taking (completions, references, **columns) and returning one float "
+            "per completion. Unset: `scst_reward_weights` and `scst_length_penalty` make the reward."
+        },
+    )
+    scst_length_slope: float = field(
+        default=0.01,
+        metadata={"help": "Slope of the `length` reward `-slope * |words - scst_target_length|` (seed: 0.01)."},
+    )
+    scst_format_pattern: Optional[str] = field(
+        default=None,
+        metadata={
+            "help": "Regular expression the `format` reward requires the whole completion to match (DOTALL). "
+            "Default: `<think>...</think><answer>...</answer>`."
+        },
+    )
+    # ---- the objective (train/scst/objectives.py)
+    scst_objective: Literal["reinforce", "ppo_clip"] = field(
+        default="reinforce",
+        metadata={
+            "help": "`reinforce`: -(r - b) * mean_t log p (the seed's SCST); `ppo_clip`: PPO's clipped ratio "
+            "against the log-probs of the sampling pass, for `scst_updates_per_batch` > 1."
+        },
+    )
+    scst_clip_epsilon: float = field(
+        default=0.2, metadata={"help": "Clip range of `ppo_clip`: the ratio is clipped to [1 - eps, 1 + eps]."}
+    )
+    scst_updates_per_batch: int = field(
+        default=1,
+        metadata={
+            "help": "Optimizer updates on each batch of samples (PPO epochs); > 1 needs `scst_objective: ppo_clip`. "
+            "Each batch is drawn this many times in a row, so an epoch has this many times more steps."
+        },
+    )
+    scst_kl_coef: float = field(
+        default=0.0,
+        metadata={"help": "Weight beta of the KL term to the reference model added to the loss (0 = off)."},
+    )
+    scst_kl_reference: Literal["auto", "base", "frozen_copy"] = field(
+        default="auto",
+        metadata={
+            "help": "Reference model of the KL term: `base` (the model with its LoRA adapter disabled), "
+            "`frozen_copy` (a frozen copy of the starting model, e.g. the XE adapter) or `auto` (base under "
+            "LoRA, frozen_copy otherwise)."
+        },
     )
     # --- samples and degeneration (train/scst/samples.py, docs/stages/scst.md "Samples and degeneration")
     scst_sample_log_steps: int = field(
@@ -253,7 +306,23 @@ class ScstArguments(_ChecksLiterals):
             raise ValueError("`scst_max_new_tokens` must be at least 1.")
         if self.scst_length_penalty < 0:
             raise ValueError("`scst_length_penalty` must be >= 0 (it is subtracted).")
-        parse_reward_weights(self.scst_reward_weights)
+        if self.scst_length_slope < 0:
+            raise ValueError(f"`scst_length_slope` must be >= 0, got {self.scst_length_slope}.")
+        if self.scst_clip_epsilon <= 0:
+            raise ValueError(f"`scst_clip_epsilon` must be > 0, got {self.scst_clip_epsilon}.")
+        if self.scst_updates_per_batch < 1:
+            raise ValueError("`scst_updates_per_batch` must be at least 1.")
+        if self.scst_updates_per_batch > 1 and self.scst_objective != "ppo_clip":
+            raise ValueError(
+                "`scst_updates_per_batch` > 1 reuses old samples: set `scst_objective: ppo_clip`, whose clipped "
+                "ratio keeps those updates close to the sampling policy."
+            )
+        if self.scst_kl_coef < 0:
+            raise ValueError(f"`scst_kl_coef` must be >= 0, got {self.scst_kl_coef}.")
+        if self.scst_baseline == "grpo" and self.scst_num_samples < 2:
+            raise ValueError(
+                "`scst_baseline: grpo` normalises over the K samples of a video: set `scst_num_samples` >= 2."
+            )
         if self.scst_sample_log_steps < 0 or self.scst_sample_log_videos < 1:
             raise ValueError("`scst_sample_log_steps` must be >= 0 (0 = off) and `scst_sample_log_videos` >= 1.")
         threshold = self.scst_degeneration_threshold
@@ -261,6 +330,28 @@ class ScstArguments(_ChecksLiterals):
             raise ValueError(f"`scst_degeneration_threshold` is a share of samples in (0, 1], got {threshold}.")
         if self.scst_degeneration_min_samples < 1:
             raise ValueError("`scst_degeneration_min_samples` must be at least 1.")
+        if self.scst_rewards is not None:
+            if self.scst_reward_weights != "cider_d=1.0" or self.scst_length_penalty:
+                raise ValueError(
+                    "`scst_rewards` replaces `scst_reward_weights` and `scst_length_penalty`: write them into "
+                    "`scst_rewards` (e.g. `cider_d:0.7,bleu_4:0.3,length:1.0` with `scst_length_slope: 0.01`)."
+                )
+            from .rewards.registry import check_reward_spec
+
+            check_reward_spec(self.scst_rewards)
+        else:
+            parse_reward_weights(self.scst_reward_weights)
+
+    def scst_reward_terms(self) -> tuple[list[tuple[str, float]], float]:
+        r"""``(terms, length slope)``: ``scst_rewards`` parsed, or the older two keys as the same terms."""
+        if self.scst_rewards is not None:
+            from .rewards.registry import parse_reward_spec
+
+            return parse_reward_spec(self.scst_rewards), self.scst_length_slope
+        terms = list(parse_reward_weights(self.scst_reward_weights).items())
+        if self.scst_length_penalty:
+            terms.append(("length", 1.0))
+        return terms, self.scst_length_penalty
 
 
 FASTSLOW_STRATEGIES = ("interleave", "first_slow", "uniform")

@@ -58,7 +58,7 @@ STAGES: dict[str, StageSpec] = {
             label="Video Captioning SCST",
             workflow="llamafactory_video.train.scst.workflow:run_scst",
             processor="llamafactory_video.data.processor:ScstDatasetProcessor",
-            extra_columns=("references", "category"),
+            extra_columns=("references", "category", "answer"),
             required_columns=("references",),
             docs="docs/stages/scst.md",
         ),

@@ -32,16 +32,19 @@ class ScstDataCollator(MultiModalDataCollatorForSeq2Seq):
     Trainer moves only tensors to the device."""
 
     def __call__(self, features: list[dict[str, Any]]) -> dict[str, Any]:
-        references, categories, keys = [], [], []
+        references, categories, keys, answers = [], [], [], []
         for feature in features:
             references.append(list(feature.pop("references")))
             categories.append(feature.pop("category", ""))
+            answers.append(feature.pop("answer", "") or "")
             keys.append(sample_key(feature.pop("dataset_name"), feature.pop("sample_index")))
             feature.pop("problem", None)
         batch = super().__call__(features)
         batch["references"] = references
         batch["categories"] = categories
         batch["sample_keys"] = keys
+        if any(answers):
+            batch["answer"] = answers  # QA data: the right answer (option letter) for the rewards
         return batch
 
 

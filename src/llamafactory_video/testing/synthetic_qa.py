@@ -109,3 +109,69 @@ def make_long_video(
     if srt:
         Path(os.path.splitext(os.fspath(path))[0] + ".srt").write_text(to_srt(cues), encoding="utf-8")
     return table
+
+
+CHOICE_QUESTION = "<video>What colour is the moving object?\n{options}\nAnswer with the option's letter."
+
+
+def make_choice_qa_dataset(
+    output_dir: str | os.PathLike[str],
+    num_classes: int = 4,
+    train_per_class: int = 8,
+    test_per_class: int = 4,
+    seed: int = 5,
+    prefix: str = "synth_choice_qa",
+) -> dict[str, Any]:
+    r"""A multiple-choice video QA set for the ``scst`` stage's QA rewards: "What colour is the moving object?"
+    with the class colours as options A, B, C, ... and the right letter as ``answer`` (and as the one reference).
+
+    Files under ``output_dir``: ``videos/...``; ``<prefix>_<split>.json`` (``messages`` with the letter as the
+    answer, ``videos``, ``references: [letter]``, ``answer: letter``), ``<prefix>_<split>_sft.json`` (the same
+    rows for cross-entropy with stock ``sft``) and their ``dataset_info.json`` entries (``answer`` declared).
+
+    Returns:
+        ``output_dir``, dataset names (``train_dataset``, ``test_dataset``, ``train_sft_dataset``), ``num_train``,
+        ``num_test`` and ``letters`` (the right letter of each class).
+    """
+    classes = action_classes(num_classes)
+    letters = [chr(ord("A") + i) for i in range(num_classes)]
+    options = "\n".join(f"{letter}. {action.colour}" for letter, action in zip(letters, classes))
+    question = CHOICE_QUESTION.format(options=options)
+    out = Path(output_dir)
+    (out / "videos").mkdir(parents=True, exist_ok=True)
+    info_file = out / "dataset_info.json"
+    info: dict[str, Any] = json.loads(info_file.read_text(encoding="utf-8")) if info_file.exists() else {}
+    counts = {}
+    for split_id, (split, per_class) in enumerate((("train", train_per_class), ("test", test_per_class))):
+        rng = np.random.default_rng([seed, split_id])
+        rows = []
+        for j in range(per_class):
+            for action, letter in zip(classes, letters):
+                video = f"videos/{prefix}_{split}_{j * num_classes + action.label:04d}.mp4"
+                write_video(render_clip(action, rng, size=64, num_frames=8), out / video, fps=4)
+                rows.append({"messages": _turns(question, letter), "videos": [video], "references": [letter],
+                             "answer": letter})
+        (out / f"{prefix}_{split}.json").write_text(json.dumps(rows, indent=1), encoding="utf-8")
+        counts[split] = len(rows)
+        info[f"{prefix}_{split}"] = {
+            "file_name": f"{prefix}_{split}.json",
+            "formatting": "sharegpt",
+            "columns": {"messages": "messages", "videos": "videos", "references": "references", "answer": "answer"},
+            "tags": dict(TAGS),
+        }
+        info[f"{prefix}_{split}_sft"] = {
+            "file_name": f"{prefix}_{split}.json",
+            "formatting": "sharegpt",
+            "columns": {"messages": "messages", "videos": "videos"},
+            "tags": dict(TAGS),
+        }
+    info_file.write_text(json.dumps(info, indent=2), encoding="utf-8")
+    return {
+        "output_dir": str(out.resolve()),
+        "train_dataset": f"{prefix}_train",
+        "test_dataset": f"{prefix}_test",
+        "train_sft_dataset": f"{prefix}_train_sft",
+        "num_train": counts["train"],
+        "num_test": counts["test"],
+        "letters": letters,
+    }

@@ -622,3 +622,32 @@ def make_alignment_dataset(
         "num_test_captions": len(test_rows),
         "test_items": test_items,
     }
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# A hidden preference for the scst stage's user rewards: +1 when a chosen word appears in the caption
+# ----------------------------------------------------------------------------------------------------------------
+
+PREFERENCE_REWARD = '''"""A user reward for the scst stage, given by import path: +1 when the word {word!r} appears."""
+
+WORD = {word!r}
+
+
+def likes_word(completions, references, **columns):
+    return [1.0 if WORD in completion.lower().replace(".", " ").split() else 0.0 for completion in completions]
+'''
+
+
+def write_preference_reward(directory: str | os.PathLike[str], word: str, module: str = "hidden_preference") -> str:
+    r"""Write ``<directory>/<module>.py`` with ``likes_word`` (+1 when ``word`` is a word of the completion) and
+    return its import path ``<module>:likes_word``; put ``directory`` on ``PYTHONPATH`` to use it."""
+    Path(directory).mkdir(parents=True, exist_ok=True)
+    (Path(directory) / f"{module}.py").write_text(PREFERENCE_REWARD.format(word=word), encoding="utf-8")
+    return f"{module}:likes_word"
+
+
+def word_frequency(captions: Sequence[str], word: str) -> float:
+    r"""Share of ``captions`` in which ``word`` is a word (the preference reward's test)."""
+    if not captions:
+        return 0.0
+    return sum(word in c.lower().replace(".", " ").split() for c in captions) / len(captions)

@@ -3,7 +3,8 @@ plus ALL reference captions of the video (never one drawn at random: the seed's 
 
 Output columns: ``input_ids``, ``attention_mask``, ``labels`` (the first reference's tokens, used by nothing but
 the host's data printer), ``images``, ``videos``, ``audios``, ``references`` (list of str), ``category`` (str,
-empty when absent), ``sample_index``, ``dataset_name``, ``problem`` (empty when the sample is fine).
+empty when absent), ``answer`` (str, the QA rewards' right answer, empty when absent), ``sample_index``,
+``dataset_name``, ``problem`` (empty when the sample is fine).
 """
 
 from collections import defaultdict
@@ -33,6 +34,7 @@ class ScstDatasetProcessor(DatasetProcessor):
     def preprocess_dataset(self, examples: dict[str, list[Any]]) -> dict[str, list[Any]]:
         model_inputs = defaultdict(list)
         categories = examples.get("_category") or [None] * len(examples["_prompt"])
+        answers = examples.get("_answer") or [None] * len(examples["_prompt"])  # QA: the right answer / letter
         for i in range(len(examples["_prompt"])):
             prompt = examples["_prompt"][i]
             images = examples["_images"][i] or []
@@ -75,6 +77,7 @@ class ScstDatasetProcessor(DatasetProcessor):
                 problem,
                 references=refs,
                 category="" if category is None else str(category),
+                answer="" if answers[i] is None else str(answers[i]),
             )
         return model_inputs
 

@@ -7,6 +7,7 @@ entry raises :class:`ConversionError` naming the file, the line (or entry) and t
 from .common import ConversionError, ConversionSummary, run_conversion
 from .llava_video import convert_llava_video
 from .msrvtt import convert_msrvtt
+from .nextqa import convert_nextqa
 from .sthsthv2 import convert_sthsthv2
 from .ucf101 import convert_ucf101
 from .videoqa import convert_condensed_movies, convert_videochatgpt
@@ -17,6 +18,7 @@ __all__ = [
     "convert_condensed_movies",
     "convert_llava_video",
     "convert_msrvtt",
+    "convert_nextqa",
     "convert_sthsthv2",
     "convert_ucf101",
     "convert_videochatgpt",

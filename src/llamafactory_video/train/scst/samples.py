@@ -155,12 +155,15 @@ class ScstSampleMonitor(TrainerCallback):
         references: Sequence[Sequence[str]],
         captions: Sequence[str],
         rewards: Any,
-        baseline: Any,
+        advantages: Any,
         parts: dict[str, Any],
         baseline_captions: Optional[Sequence[str]] = None,
+        baseline_rewards: Any = None,
     ) -> None:
-        r"""One micro-batch: ``captions`` ``B*K`` (sample-major), ``rewards`` and ``baseline`` ``(B, K)`` tensors or
-        arrays, ``parts`` reward name -> ``B*K`` values, ``baseline_captions`` ``B`` (greedy / beam) or None."""
+        r"""One micro-batch: ``captions`` ``B*K`` (sample-major), ``rewards`` and ``advantages`` ``(B, K)`` tensors or
+        arrays (the advantages the loss uses: ``r - b``, or GRPO's normalised ones), ``parts`` reward name ->
+        ``B*K`` values, ``baseline_captions`` ``B`` (greedy / beam) or None and their rewards ``baseline_rewards``
+        ``(B,)``."""
         self.window.add(captions)
         if self.log_steps <= 0 or step % self.log_steps != 0 or not self.trainer.is_world_process_zero():
             return
@@ -168,10 +171,10 @@ class ScstSampleMonitor(TrainerCallback):
         if room <= 0:
             return
         rewards = np.asarray(rewards, dtype=float)
-        baseline = np.asarray(baseline, dtype=float)
-        base_rewards = baseline[:, 0] if baseline_captions is not None else None
+        advantages = np.asarray(advantages, dtype=float)
+        base_rewards = np.asarray(baseline_rewards, dtype=float) if baseline_rewards is not None else None
         records = sample_records(
-            step, keys, references, captions, rewards, rewards - baseline, parts, self.baseline_type,
+            step, keys, references, captions, rewards, advantages, parts, self.baseline_type,
             baseline_captions, base_rewards, max_videos=room,
         )
         os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)

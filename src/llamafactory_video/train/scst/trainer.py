@@ -18,10 +18,19 @@ from transformers.integrations import is_deepspeed_zero3_enabled
 from typing_extensions import override
 
 from ..._logging import get_logger
-from ...losses.scst import first_eos_mask, mean_of_others_baseline, scst_loss
+from ...losses.scst import first_eos_mask, scst_loss
+from ...losses.scst_objectives import clipped_policy_loss, kl_to_reference
 from ...metrics.captions import caption_metrics, tokenize
 from ..trainer_utils import VideoStageTrainer
 from .samples import ScstSampleMonitor
+from .objectives import (
+    RepeatedChunkSampler,
+    Rollout,
+    RolloutCache,
+    advantages_for,
+    frozen_copy,
+    resolve_kl_reference,
+)
 from .tokens import mm_token_type_ids, rope_needs_mm_token_types, suppressed_token_ids
 
 
@@ -30,6 +39,7 @@ logger = get_logger(__name__)
 METRIC_PREFIX = "scst"
 VISUAL_KEYS = (("pixel_values_videos", "video_grid_thw"), ("pixel_values", "image_grid_thw"))
 PER_SAMPLE_KEYS = ("second_per_grid_ts",)
+REWARD_COLUMNS = ("answer",)  # QA columns the collator carries to the rewards when a dataset has them
 
 
 def expand_visual_inputs(inputs: dict[str, Any], repeats: int) -> dict[str, Any]:
@@ -105,6 +115,36 @@ class ScstTrainer(VideoStageTrainer):
         # scst_samples.jsonl, the reporter's sample table and the degeneration watch (train/scst/samples.py)
         self.sample_monitor = ScstSampleMonitor(self, finetuning_args)
         self.add_callback(self.sample_monitor)
+        # objective (train/scst/objectives.py): rollouts kept for PPO-style updates, the KL reference model
+        # (getattr: tools and tests build the trainer from a namespace of the older keys)
+        self.objective = getattr(finetuning_args, "scst_objective", "reinforce")
+        self.clip_epsilon = getattr(finetuning_args, "scst_clip_epsilon", 0.2)
+        self.updates_per_batch = getattr(finetuning_args, "scst_updates_per_batch", 1)
+        self.kl_coef = getattr(finetuning_args, "scst_kl_coef", 0.0)
+        self.rollouts = RolloutCache(self.updates_per_batch)
+        self.kl_reference, self.ref_model = None, None
+        if self.kl_coef > 0:
+            self.kl_reference = resolve_kl_reference(finetuning_args.scst_kl_reference, self.model)
+            if self.kl_reference == "frozen_copy":
+                if is_deepspeed_zero3_enabled():
+                    raise ValueError(
+                        "`scst_kl_reference: frozen_copy` cannot copy a ZeRO-3 sharded model: train with LoRA and "
+                        "`scst_kl_reference: base`, or without ZeRO-3."
+                    )
+                self.ref_model = frozen_copy(self.accelerator.unwrap_model(self.model))
+            logger.info_rank0(
+                f"SCST KL term: beta {self.kl_coef}, reference = {self.kl_reference}."
+            )
+
+    def _get_train_sampler(self, train_dataset=None):
+        updates = self.updates_per_batch
+        dataset = train_dataset if train_dataset is not None else self.train_dataset
+        if updates <= 1 or dataset is None:
+            return super()._get_train_sampler(train_dataset)
+        chunk = (
+            self.args.per_device_train_batch_size * self.args.world_size * self.args.gradient_accumulation_steps
+        )
+        return RepeatedChunkSampler(len(dataset), chunk, updates, self.args.seed)
 
     # ------------------------------------------------------------------------------------------------ generation
     def _generate(self, model, inputs: dict[str, Any], **gen_kwargs) -> torch.Tensor:
@@ -135,7 +175,7 @@ class ScstTrainer(VideoStageTrainer):
         r"""The prompt batch ``generate`` takes: no labels, no precomputed positions, per-sample lists as tensors
         (Qwen2.5-VL expands them per sample), and ``mm_token_type_ids`` for the Qwen2-VL family, from which the
         model derives the M-RoPE positions (with the attention mask, so left padding is skipped)."""
-        drop = ("references", "categories", "sample_keys", "labels", "position_ids", "rope_deltas")
+        drop = ("references", "categories", "sample_keys", "labels", "position_ids", "rope_deltas", *REWARD_COLUMNS)
         out = {k: v for k, v in inputs.items() if k not in drop}
         for key in PER_SAMPLE_KEYS:
             if isinstance(out.get(key), (list, tuple)):
@@ -160,55 +200,112 @@ class ScstTrainer(VideoStageTrainer):
         return forward
 
     # ------------------------------------------------------------------------------------------------ the loss
-    @override
-    def compute_loss(self, model, inputs, return_outputs=False, **kwargs):
+    def _reward_columns(self, inputs: dict[str, Any], repeat: int) -> dict[str, list[Any]]:
+        r"""The sample's other columns for the rewards (``category`` and any QA column the collator carried),
+        each repeated per completion."""
+        columns = {"category": inputs.get("categories")}
+        for key in REWARD_COLUMNS:
+            columns[key] = inputs.get(key)
+        return {k: [v for v in values for _ in range(repeat)] for k, values in columns.items() if values is not None}
+
+    def _rollout(self, model, prompt: dict[str, Any], inputs: dict[str, Any]) -> Rollout:
+        r"""Sample K captions per video, reward them, take the baseline and the advantages (no gradient)."""
         references, keys = inputs["references"], inputs["sample_keys"]
-        prompt = self._model_inputs(inputs)
         k = self.finetuning_args.scst_num_samples
         batch = prompt["input_ids"].shape[0]
+        baseline_kind = self.finetuning_args.scst_baseline
 
         sampled = self._generate(model, prompt, **self.sample_kwargs)  # (B*K, G), sample-major
         captions = self._decode(sampled)
         rep_keys = [key for key in keys for _ in range(k)]
         rep_refs = [refs for refs in references for _ in range(k)]
-        rewards, parts = self.reward_fn(captions, rep_keys, rep_refs)
+        rewards, parts = self.reward_fn(captions, rep_keys, rep_refs, self._reward_columns(inputs, k))
         self._check_finite(rewards, captions, rep_keys)
         rewards_t = torch.tensor(rewards, dtype=torch.float32).view(batch, k)
 
-        if self.finetuning_args.scst_baseline == "mean":
-            baseline = mean_of_others_baseline(rewards_t)
-            identical, base_captions = float("nan"), None
-        else:
+        base_rewards_t, base_captions, identical = None, None, float("nan")
+        if baseline_kind in ("greedy", "beam"):
             base_captions = self._decode(self._generate(model, prompt, **self.baseline_kwargs))
-            base_rewards, _ = self.reward_fn(base_captions, keys, references)
+            base_rewards, _ = self.reward_fn(base_captions, keys, references, self._reward_columns(inputs, 1))
             self._check_finite(base_rewards, base_captions, keys)
-            baseline = torch.tensor(base_rewards, dtype=torch.float32).view(batch, 1).expand(batch, k)
+            base_rewards_t = torch.tensor(base_rewards, dtype=torch.float32)
             identical = float(np.mean([c == base_captions[i // k] for i, c in enumerate(captions)]))
-        advantages = (rewards_t - baseline).flatten().to(self.args.device)
-
-        # teacher-forced pass over prompt + sampled caption; logits only for the caption positions
-        gen_len = sampled.shape[1]
-        mask = first_eos_mask(sampled, self.eos_token_ids)
-        forward = self._teacher_forced_inputs(prompt, sampled, mask, k)
-        outputs = model(**forward, use_cache=False, logits_to_keep=gen_len + 1)
-        logits = outputs.logits[:, :-1].float()
-        logprobs = torch.gather(F.log_softmax(logits, dim=-1), 2, sampled.unsqueeze(-1)).squeeze(-1)
-        loss = scst_loss(logprobs, mask.to(logprobs.device), advantages)
+        advantages = advantages_for(baseline_kind, rewards_t, base_rewards_t).to(self.args.device)
 
         if model.training:  # samples file, reporter table, degeneration window (train/scst/samples.py)
             self.sample_monitor.observe(
-                self.state.global_step + 1, keys, references, captions, rewards_t, baseline, parts, base_captions
+                self.state.global_step + 1, keys, references, captions, rewards_t, advantages.view(batch, k).cpu(),
+                parts, base_captions, base_rewards_t,
             )
         if model.training:
             self.record("reward_mean", rewards.mean())
             self.record("reward_std", rewards_t.std(dim=1, unbiased=False).mean())
-            self.record("baseline_reward", baseline.mean())
+            if base_rewards_t is not None:
+                self.record("baseline_reward", base_rewards_t.mean())
+            elif baseline_kind == "mean":
+                self.record("baseline_reward", rewards_t.mean())  # the mean of the others averages to the mean
             self.record("advantage_mean", advantages.mean())
-            self.record("cider_d", parts["cider_d"].mean())
-            self.record("bleu_4", parts["bleu_4"].mean())
+            self.record("advantage_std", advantages.std(unbiased=False))
+            for name in ("cider_d", "bleu_4"):
+                if name in parts:
+                    self.record(name, parts[name].mean())
+            for name in getattr(self.reward_fn, "names", ()):
+                self.record(f"rewards/{name}/mean", parts[name].mean())
+                self.record(f"rewards/{name}/std", parts[name].std())
             self.record("sample_length", np.mean([len(c.split()) for c in captions]))
             if identical == identical:  # not NaN
                 self.record("frac_identical_to_baseline", identical)
+        mask = first_eos_mask(sampled, self.eos_token_ids)
+        return Rollout(sampled=sampled, mask=mask, advantages=advantages)
+
+    def _reference_logprobs(self, model, forward: dict[str, Any], sampled: torch.Tensor) -> torch.Tensor:
+        r"""``(B*K, G)`` log-probs of the sampled tokens under the KL reference model (no gradient)."""
+        gen_len = sampled.shape[1]
+        with torch.no_grad():
+            if self.kl_reference == "base":
+                unwrapped = self.accelerator.unwrap_model(model)
+                with unwrapped.disable_adapter():
+                    logits = model(**forward, use_cache=False, logits_to_keep=gen_len + 1).logits
+            else:
+                logits = self.ref_model(**forward, use_cache=False, logits_to_keep=gen_len + 1).logits
+        logits = logits[:, :-1].float()
+        return torch.gather(F.log_softmax(logits, dim=-1), 2, sampled.unsqueeze(-1)).squeeze(-1)
+
+    @override
+    def compute_loss(self, model, inputs, return_outputs=False, **kwargs):
+        prompt = self._model_inputs(inputs)
+        k = self.finetuning_args.scst_num_samples
+        rollout = self.rollouts.take(inputs["sample_keys"]) if model.training else None
+        if rollout is None:  # a new batch (or eval): sample; a repeated batch (PPO updates) reuses its samples
+            rollout = self._rollout(model, prompt, inputs)
+            if model.training:
+                self.rollouts.put(inputs["sample_keys"], rollout)
+        sampled, mask, advantages = rollout.sampled, rollout.mask, rollout.advantages
+
+        # teacher-forced pass over prompt + sampled caption; logits only for the caption positions
+        gen_len = sampled.shape[1]
+        forward = self._teacher_forced_inputs(prompt, sampled, mask, k)
+        outputs = model(**forward, use_cache=False, logits_to_keep=gen_len + 1)
+        logits = outputs.logits[:, :-1].float()
+        logprobs = torch.gather(F.log_softmax(logits, dim=-1), 2, sampled.unsqueeze(-1)).squeeze(-1)
+        mask = mask.to(logprobs.device)
+        if self.objective == "ppo_clip":
+            if rollout.old_logprobs is None:  # the first update runs under the parameters that sampled
+                rollout.old_logprobs = logprobs.detach()
+            loss, clip_fraction = clipped_policy_loss(
+                logprobs, rollout.old_logprobs, mask, advantages, self.clip_epsilon
+            )
+            if model.training:
+                self.record("clip_fraction", clip_fraction)
+                ratio = torch.exp(logprobs.detach() - rollout.old_logprobs)
+                self.record("ratio_mean", ((ratio * mask).sum() / mask.sum().clamp(min=1.0)))
+        else:
+            loss = scst_loss(logprobs, mask, advantages)
+        if self.kl_reference is not None:
+            kl = kl_to_reference(logprobs, self._reference_logprobs(model, forward, sampled), mask).mean()
+            loss = loss + self.kl_coef * kl
+            if model.training:
+                self.record("kl", kl.detach())
         return (loss, outputs) if return_outputs else loss
 
     @override
@@ -244,10 +341,14 @@ class ScstTrainer(VideoStageTrainer):
         for batch in loader:
             batch = self._prepare_inputs(batch)
             captions = self._decode(self._generate(model, self._model_inputs(batch), **gen_kwargs))
-            for key, caption, refs, category in zip(
-                batch["sample_keys"], captions, batch["references"], batch["categories"]
+            answers = batch.get("answer") or [""] * len(captions)
+            for key, caption, refs, category, answer in zip(
+                batch["sample_keys"], captions, batch["references"], batch["categories"], answers
             ):
-                records.append({"id": key, "caption": caption, "references": refs, "category": category})
+                record = {"id": key, "caption": caption, "references": refs, "category": category}
+                if answer:
+                    record["answer"] = answer
+                records.append(record)
         gathered = self.accelerator.gather_for_metrics(records, use_gather_object=True)
         seen, unique = set(), []
         for record in gathered:  # the last batch is padded with repeats under DDP
@@ -272,6 +373,22 @@ class ScstTrainer(VideoStageTrainer):
             report["groups"] = {c: scores([r for r in records if r["category"] == c]) for c in categories}
         return report
 
+    def reward_report(self, records: list[dict[str, Any]]) -> dict[str, float]:
+        r"""The training reward on the (greedy) captions of ``records``: ``reward`` (weighted total) and
+        ``reward_<name>`` for each reward of ``scst_rewards`` (e.g. held-out option accuracy on QA data)."""
+        names = getattr(self.reward_fn, "names", None)
+        if not records or names is None:
+            return {}
+        columns = {"category": [r["category"] for r in records]}
+        if any(r.get("answer") for r in records):
+            columns["answer"] = [r.get("answer", "") for r in records]
+        total, parts = self.reward_fn(
+            [r["caption"] for r in records], [r["id"] for r in records], [r["references"] for r in records], columns
+        )
+        report = {"reward": float(np.mean(total))}
+        report.update({f"reward_{name}": float(np.mean(parts[name])) for name in names})
+        return report
+
     @override
     def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval") -> dict[str, float]:
         dataset = eval_dataset if eval_dataset is not None else self.eval_dataset
@@ -279,6 +396,7 @@ class ScstTrainer(VideoStageTrainer):
             dataset = next(iter(dataset.values()))
         records = self.generate_captions(dataset)
         report = self.caption_report(records)
+        report.update(self.reward_report(records))
         metrics = {f"{metric_key_prefix}_{k}": float(v) for k, v in report.items() if isinstance(v, (int, float))}
         self.log(metrics)
         self.last_eval = {"records": records, "report": report}

@@ -12,10 +12,9 @@ from ..._logging import get_logger
 from ...data.collator import ScstDataCollator, sample_key
 from ...data.context import stage_data_context
 from ...data.validation import check_dataset_module
-from ...hparams import parse_reward_weights
 from ...metrics.captions import tokenize
 from ...rewards.cider import CiderDScorer
-from ...rewards.scst import CaptionReward
+from ...rewards.registry import RewardSet, build_reward_set
 from ..trainer_utils import record_outputs, train_and_save
 from .trainer import METRIC_PREFIX, ScstTrainer, write_captions
 
@@ -30,8 +29,9 @@ INVALID_SAMPLES_HINT = (
 )
 
 
-def build_reward(train_dataset: Any, finetuning_args: Any) -> CaptionReward:
-    r"""CIDEr-D document frequencies over ALL training references, once (the same on every rank)."""
+def build_reward(train_dataset: Any, finetuning_args: Any) -> RewardSet:
+    r"""The weighted rewards of ``scst_rewards`` (or the older ``scst_reward_weights`` / ``scst_length_penalty``);
+    CIDEr-D document frequencies over ALL training references, once (the same on every rank)."""
     corpus = {
         sample_key(name, index): refs
         for name, index, refs in zip(
@@ -43,11 +43,14 @@ def build_reward(train_dataset: Any, finetuning_args: Any) -> CaptionReward:
         f"CIDEr-D document frequencies from {scorer.num_documents} training videos "
         f"({sum(len(r) for r in corpus.values())} references)."
     )
-    return CaptionReward(
-        scorer,
-        parse_reward_weights(finetuning_args.scst_reward_weights),
-        finetuning_args.scst_length_penalty,
-        finetuning_args.scst_target_length,
+    terms, slope = finetuning_args.scst_reward_terms()
+    logger.info_rank0("SCST reward: " + " + ".join(f"{w:g} * {name}" for name, w in terms))
+    return build_reward_set(
+        terms,
+        scorer=scorer,
+        length_target=finetuning_args.scst_target_length,
+        length_slope=slope,
+        format_pattern=finetuning_args.scst_format_pattern or "",
     )
 
 
@@ -100,7 +103,8 @@ def run_scst(
         plot_keys = [
             f"{METRIC_PREFIX}/{k}"
             for k in ("reward_mean", "baseline_reward", "cider_d", "advantage_mean", "sample_length")
-        ] + ["eval_cider"]
+        ]
+        plot_keys += [f"{METRIC_PREFIX}/rewards/{name}/mean" for name in reward_fn.names] + ["eval_cider"]
         train_and_save(trainer, training_args, finetuning_args, plot_keys)
 
     for flag, prefix in ((training_args.do_eval, "eval"), (training_args.do_predict, "predict")):
