@@ -155,6 +155,37 @@ def test_pooling_patch_points():
         assert params[:5] == ["self", "input_ids", "mm_token_type_ids", "image_grid_thw", "video_grid_thw"]
 
 
+def test_qwen3_vl_placeholder_patch_points():
+    r"""What host/qwen3_vl.py relies on in LlamaFactory's Qwen3VLPlugin and transformers' Qwen3VLProcessor."""
+    from llamafactory.data import mm_plugin
+    from transformers import Qwen3VLProcessor
+
+    plugin = mm_plugin.Qwen3VLPlugin
+    assert mm_plugin.PLUGINS["qwen3_vl"] is plugin and issubclass(plugin, mm_plugin.Qwen2VLPlugin)
+    wrapped = vars(plugin)["process_messages"]
+    assert list(inspect.signature(wrapped.__wrapped__).parameters) == [
+        "self",
+        "messages",
+        "images",
+        "videos",
+        "audios",
+        "processor",
+    ]
+    stock = inspect.getsource(wrapped.__wrapped__)
+    assert "video_metadata[idx]" in stock and "video_grid_thw[0][0]" in stock  # the two lines our expansion replaces
+    for name in ("_validate_input", "_validate_messages", "_get_mm_token_metadata", "_get_mm_inputs"):
+        assert callable(getattr(plugin, name)), name
+    assert "video_metadata" in inspect.getsource(plugin._get_video_token_metadata)
+    assert list(inspect.signature(Qwen3VLProcessor._calculate_timestamps).parameters) == [
+        "self",
+        "indices",
+        "video_fps",
+        "merge_size",
+    ]
+    call = inspect.getsource(Qwen3VLProcessor.__call__)
+    assert "self.video_processor.temporal_patch_size" in call and "video_grid_thw[index][1:].prod()" in call
+
+
 def test_dataset_attr_reads_extra_columns_and_label_names():
     from llamafactory.data.parser import DatasetAttr
 

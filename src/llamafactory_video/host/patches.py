@@ -9,6 +9,8 @@
 | llamafactory.data.loader         | plugin stages: extra columns kept, sample indices, own processor,     |
 |                                  | videos probed before training, load errors naming file/sample/key     |
 | llamafactory.data.mm_plugin      | qwen2_vl: pooled <|video_pad|> count when the processor asks for it;  |
+|                                  | qwen3_vl: each video expanded from its own grid + timestamps (0.9.5  |
+|                                  | used the first video's slot count and the message index; qwen3_vl.py)|
 |                                  | _regularize_videos: decode failures / short files name file + sample |
 | llamafactory.model.loader        | video token pooling (model key or saved json) on processor and model; |
 |                                  | peft's adapter save resolves a resized vocabulary on composite configs |
@@ -65,9 +67,11 @@ def patch_data_loader(module: ModuleType) -> None:
 
 def patch_mm_plugin(module: ModuleType) -> None:
     from .pooling import patch_mm_plugin as patch
+    from .qwen3_vl import patch_qwen3_vl_plugin
     from .video import patch_regularize_videos
 
     patch(module)
+    patch_qwen3_vl_plugin(module)
     patch_regularize_videos(module)
 
 
