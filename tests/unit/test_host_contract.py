@@ -186,6 +186,24 @@ def test_qwen3_vl_placeholder_patch_points():
     assert "self.video_processor.temporal_patch_size" in call and "video_grid_thw[index][1:].prod()" in call
 
 
+def test_llava_next_video_patch_points():
+    r"""What host/llava_next_video.py relies on: the host still calls the video processor with ``images=None``,
+    which transformers 5.6's LLaVA-NeXT-Video video processor rejects."""
+    import numpy as np
+    from llamafactory.data import mm_plugin
+    from transformers import LlavaNextVideoVideoProcessor
+
+    plugin = mm_plugin.LlavaNextVideoPlugin
+    assert mm_plugin.PLUGINS["llava_next_video"] is plugin
+    wrapped = plugin._get_mm_inputs
+    assert "_get_mm_inputs" in vars(plugin) and wrapped.__wrapped__ is mm_plugin.BasePlugin._get_mm_inputs
+    stock = inspect.getsource(mm_plugin.BasePlugin._get_mm_inputs)
+    assert "video_processor(images=None, videos=videos" in stock
+    assert "videos" in inspect.signature(LlavaNextVideoVideoProcessor.preprocess).parameters
+    with pytest.raises(TypeError, match="images"):
+        LlavaNextVideoVideoProcessor()(images=None, videos=[[np.zeros((28, 28, 3), "uint8")] * 2])
+
+
 def test_dataset_attr_reads_extra_columns_and_label_names():
     from llamafactory.data.parser import DatasetAttr
 

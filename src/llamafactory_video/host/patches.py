@@ -11,6 +11,8 @@
 | llamafactory.data.mm_plugin      | qwen2_vl: pooled <|video_pad|> count when the processor asks for it;  |
 |                                  | qwen3_vl: each video expanded from its own grid + timestamps (0.9.5  |
 |                                  | used the first video's slot count and the message index; qwen3_vl.py)|
+|                                  | llava_next_video: videos reach transformers 5.6's video processor     |
+|                                  | without the `images=None` it rejects (llava_next_video.py)           |
 |                                  | _regularize_videos: decode failures / short files name file + sample |
 | llamafactory.model.loader        | video token pooling (model key or saved json) on processor and model; |
 |                                  | peft's adapter save resolves a resized vocabulary on composite configs |
@@ -67,11 +69,13 @@ def patch_data_loader(module: ModuleType) -> None:
 
 def patch_mm_plugin(module: ModuleType) -> None:
     from .pooling import patch_mm_plugin as patch
+    from .llava_next_video import patch_llava_next_video_plugin
     from .qwen3_vl import patch_qwen3_vl_plugin
     from .video import patch_regularize_videos
 
     patch(module)
     patch_qwen3_vl_plugin(module)
+    patch_llava_next_video_plugin(module)
     patch_regularize_videos(module)
 
 
