@@ -8,7 +8,7 @@
 | llamafactory.data.parser         | DatasetAttr.join also reads extra columns and `label_names`           |
 | llamafactory.data.loader         | plugin stages: extra columns kept, sample indices, own processor,     |
 |                                  | videos probed before training, load errors naming file/sample/key     |
-| llamafactory.data.mm_plugin      | qwen2_vl: pooled <|video_pad|> count when the processor asks for it;  |
+| llamafactory.data.mm_plugin      | each family's plugin: pooled video placeholders when asked (families) |
 |                                  | _regularize_videos: decode failures / short files name file + sample |
 | llamafactory.model.loader        | video token pooling (model key or saved json) on processor and model; |
 |                                  | peft's adapter save resolves a resized vocabulary on composite configs |
