@@ -162,8 +162,9 @@ def test_qwen3_vl_placeholder_patch_points():
 
     plugin = mm_plugin.Qwen3VLPlugin
     assert mm_plugin.PLUGINS["qwen3_vl"] is plugin and issubclass(plugin, mm_plugin.Qwen2VLPlugin)
-    wrapped = vars(plugin)["process_messages"]
-    assert list(inspect.signature(wrapped.__wrapped__).parameters) == [
+    stock_code = inspect.unwrap(vars(plugin)["process_messages"])
+    assert stock_code.__qualname__ == "Qwen3VLPlugin.process_messages"
+    assert list(inspect.signature(stock_code).parameters) == [
         "self",
         "messages",
         "images",
@@ -171,7 +172,7 @@ def test_qwen3_vl_placeholder_patch_points():
         "audios",
         "processor",
     ]
-    stock = inspect.getsource(wrapped.__wrapped__)
+    stock = inspect.getsource(stock_code)
     assert "video_metadata[idx]" in stock and "video_grid_thw[0][0]" in stock  # the two lines our expansion replaces
     for name in ("_validate_input", "_validate_messages", "_get_mm_token_metadata", "_get_mm_inputs"):
         assert callable(getattr(plugin, name)), name

@@ -3,10 +3,11 @@ r"""Qwen3-VL video placeholders (host/qwen3_vl.py) against transformers' own ``Q
 The reference is the real processor expanding ``<|vision_start|><|video_pad|><|vision_end|>`` for the same decoded
 frames and metadata: our expansion of a LlamaFactory sample must give the very same token ids (per video: one
 ``<t seconds>`` group per temporal slot, ``H*W/merge**2`` video tokens per slot, that video's own timestamps).
-LlamaFactory 0.9.5's code (``process_messages.__wrapped__``) gets both cases wrong: two videos of different lengths
+LlamaFactory 0.9.5's code (the innermost ``process_messages.__wrapped__``) gets both cases wrong: two videos of different lengths
 in one message, and a video in the second user turn.
 """
 
+import inspect
 import os
 import re
 
@@ -20,17 +21,10 @@ LONG = os.path.normpath(os.path.join(VIDEOS, "data", "videos", "1.mp4"))  # 9.7 
 
 @pytest.fixture(scope="module")
 def processor():
-    from transformers import Qwen2VLImageProcessor, Qwen3VLProcessor, Qwen3VLVideoProcessor
-
+    from llamafactory_video.testing.tiny_families import build_tiny_qwen3_vl_processor
     from llamafactory_video.testing.tiny_model import build_tiny_tokenizer
 
-    # Qwen3-VL geometry (patch 16, merge 2, temporal patch 2); the video size bounds cover all frames of a video
-    common = {"patch_size": 16, "temporal_patch_size": 2, "merge_size": 2}
-    proc = Qwen3VLProcessor(
-        image_processor=Qwen2VLImageProcessor(size={"shortest_edge": 32 * 32, "longest_edge": 64 * 64}, **common),
-        tokenizer=build_tiny_tokenizer(),
-        video_processor=Qwen3VLVideoProcessor(size={"shortest_edge": 32 * 32, "longest_edge": 64 * 64 * 16}, **common),
-    )
+    proc = build_tiny_qwen3_vl_processor(build_tiny_tokenizer())
     # what LlamaFactory's load_tokenizer sets from the model arguments (video_fps / video_maxlen / video_max_pixels)
     proc.video_fps, proc.video_maxlen = 1.0, 16
     proc.video_max_pixels, proc.video_min_pixels = 64 * 64, 16 * 16
@@ -139,7 +133,7 @@ def test_stock_0_9_5_gets_these_samples_wrong(plugin, processor, case):
     r"""Contract: the host's own code is still wrong on these samples. When this fails, LlamaFactory fixed it and
     host/qwen3_vl.py can go."""
     messages, videos = CASES[case]
-    stock = plugin.process_messages.__wrapped__
+    stock = inspect.unwrap(type(plugin).process_messages)
     try:
         out = stock(plugin, messages, [], videos, [], processor)
     except IndexError:
@@ -154,7 +148,7 @@ def test_images_and_unexpanded_tokens_keep_the_host_code(plugin, processor):
     messages = [{"role": "user", "content": "<video><video>What happens?"}]
     lazy = replace(plugin, expand_mm_tokens=False)
     out = lazy.process_messages(messages, [], [SHORT, LONG], [], processor)
-    assert out == lazy.process_messages.__wrapped__(lazy, messages, [], [SHORT, LONG], [], processor)
+    assert out == inspect.unwrap(type(lazy).process_messages)(lazy, messages, [], [SHORT, LONG], [], processor)
     assert plugin.process_messages([{"role": "user", "content": "Hi"}], [], [], [], processor) == [
         {"role": "user", "content": "Hi"}
     ]

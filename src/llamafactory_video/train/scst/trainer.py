@@ -21,34 +21,23 @@ from ..._logging import get_logger
 from ...losses.scst import first_eos_mask, mean_of_others_baseline, scst_loss
 from ...metrics.captions import caption_metrics, tokenize
 from ..trainer_utils import VideoStageTrainer
+from ...model.families import family_for
 from .tokens import mm_token_type_ids, rope_needs_mm_token_types, suppressed_token_ids
 
 
 logger = get_logger(__name__)
 
 METRIC_PREFIX = "scst"
-VISUAL_KEYS = (("pixel_values_videos", "video_grid_thw"), ("pixel_values", "image_grid_thw"))
-PER_SAMPLE_KEYS = ("second_per_grid_ts",)
+PER_SAMPLE_KEYS = ("second_per_grid_ts",)  # per-sample lists the collator leaves as lists; generate wants tensors
 
 
-def expand_visual_inputs(inputs: dict[str, Any], repeats: int) -> dict[str, Any]:
-    r"""Repeat each sample's visual inputs ``repeats`` times (sample-major, like ``num_return_sequences``).
+def expand_visual_inputs(inputs: dict[str, Any], repeats: int, family: Any = None) -> dict[str, Any]:
+    r"""Repeat each sample's visual inputs ``repeats`` times (sample-major, like ``num_return_sequences``), as the
+    model's family says (:meth:`~llamafactory_video.model.families.base.VideoFamily.repeat_visual_inputs`;
+    default: the Qwen2-VL family's grid-split rule)."""
+    from ...model.families import FAMILIES
 
-    ``pixel_values_videos`` ``(sum_i t_i h_i w_i, C)`` is split per sample by ``video_grid_thw`` ``(B, 3)``; one
-    video (or image) per sample, which the processor guarantees for caption data.
-    """
-    out = {}
-    for values_key, grid_key in VISUAL_KEYS:
-        if inputs.get(values_key) is None:
-            continue
-        grid = inputs[grid_key]
-        chunks = torch.split(inputs[values_key], grid.prod(-1).tolist(), dim=0)
-        out[values_key] = torch.cat([chunk for chunk in chunks for _ in range(repeats)], dim=0)
-        out[grid_key] = grid.repeat_interleave(repeats, dim=0)
-    for key in PER_SAMPLE_KEYS:
-        if inputs.get(key) is not None:
-            out[key] = torch.as_tensor(inputs[key]).repeat_interleave(repeats, dim=0)
-    return out
+    return (family or FAMILIES["qwen2_vl"]).repeat_visual_inputs(inputs, repeats)
 
 
 class ScstTrainer(VideoStageTrainer):
@@ -68,6 +57,7 @@ class ScstTrainer(VideoStageTrainer):
         self.eos_token_ids = eos_token_ids
         self.eval_gen_kwargs = dict(eval_gen_kwargs)
         config = getattr(self.model, "config", None)
+        self.family = family_for(self.model)
         self.image_token_id = getattr(config, "image_token_id", None)
         self.video_token_id = getattr(config, "video_token_id", None)
         # Qwen2-VL / Qwen2.5-VL (transformers 5.6) derive M-RoPE positions from mm_token_type_ids only
@@ -125,6 +115,10 @@ class ScstTrainer(VideoStageTrainer):
         return [text.strip() for text in self.processing_class.batch_decode(tokens, skip_special_tokens=True)]
 
     def _mm_token_types(self, input_ids: torch.Tensor) -> torch.Tensor:
+        if self.family is not None:  # the family says which extra inputs place its visual tokens
+            extra = self.family.extra_forward_kwargs(self.model.config, input_ids)
+            if "mm_token_type_ids" in extra:
+                return extra["mm_token_type_ids"]
         return mm_token_type_ids(input_ids, self.image_token_id, self.video_token_id)
 
     def _model_inputs(self, inputs: dict[str, Any]) -> dict[str, Any]:
@@ -146,7 +140,7 @@ class ScstTrainer(VideoStageTrainer):
         r"""Prompt (each repeated ``k`` times, sample-major) + sampled caption, attention over the caption up to
         its first end token, and ``mm_token_type_ids`` of the whole sequence: the model recomputes the M-RoPE
         positions, which for the caption tokens continue from the prompt's exactly as in ``generate``."""
-        forward = dict(expand_visual_inputs(prompt, k))
+        forward = dict(expand_visual_inputs(prompt, k, self.family))
         forward["input_ids"] = torch.cat([prompt["input_ids"].repeat_interleave(k, 0), sampled], dim=1)
         forward["attention_mask"] = torch.cat(
             [prompt["attention_mask"].repeat_interleave(k, 0), mask.to(prompt["attention_mask"].dtype)], dim=1

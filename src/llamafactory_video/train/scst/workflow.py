@@ -59,6 +59,9 @@ def run_scst(
     generating_args: Any,
     callbacks: Optional[list[Any]] = None,
 ) -> None:
+    from ...model.families import require
+
+    require("scst", data_args.template)  # a family the stage cannot serve is refused before anything loads
     tokenizer_module = load_tokenizer(model_args)
     tokenizer = tokenizer_module["tokenizer"]
     tokenizer.padding_side = "left"  # prompts are generated from
