@@ -3,8 +3,8 @@ r"""Qwen3-VL video placeholders (host/qwen3_vl.py) against transformers' own ``Q
 The reference is the real processor expanding ``<|vision_start|><|video_pad|><|vision_end|>`` for the same decoded
 frames and metadata: our expansion of a LlamaFactory sample must give the very same token ids (per video: one
 ``<t seconds>`` group per temporal slot, ``H*W/merge**2`` video tokens per slot, that video's own timestamps).
-LlamaFactory 0.9.5's code (the innermost ``process_messages.__wrapped__``) gets both cases wrong: two videos of different lengths
-in one message, and a video in the second user turn.
+LlamaFactory 0.9.5's code (the innermost ``process_messages.__wrapped__``) gets both cases wrong: two videos of
+different lengths in one message, and a video in the second user turn.
 """
 
 import inspect
