@@ -37,3 +37,11 @@ def tiny_qwen2vl_exact_vocab(tmp_path_factory) -> str:
     return build_tiny_model(
         str(tmp_path_factory.mktemp("models") / "tiny-qwen2-vl-exact"), arch="qwen2_vl", vocab_layout="exact"
     )
+
+
+@pytest.fixture(scope="session")
+def tiny_qwen3vl(tmp_path_factory) -> str:
+    r"""One tiny Qwen3-VL per session (``testing/tiny_families.py``), shared by every Qwen3-VL e2e test."""
+    from llamafactory_video.testing.tiny_families import build_tiny_qwen3_vl
+
+    return build_tiny_qwen3_vl(str(tmp_path_factory.mktemp("models") / "tiny-qwen3-vl"))
