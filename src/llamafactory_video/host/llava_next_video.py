@@ -6,13 +6,31 @@ LlamaFactory 0.9.5's ``BasePlugin._get_mm_inputs`` (which ``LlavaNextVideoPlugin
 parameter; transformers 5.6's ``LlavaNextVideoVideoProcessor`` has one and rejects the ``images`` key
 (``TypeError: VideosKwargs.__init__() got an unexpected keyword argument 'images'``), so no sample with a video
 can be encoded, stock ``sft`` included. :func:`patch_llava_next_video_plugin` lets the host encode images and
-audios and encodes the videos itself with ``video_processor(videos=..., return_tensors="pt")`` (the same frames:
-the host's ``_regularize_videos`` with the same keys).
+audios and encodes the videos itself with ``video_processor(videos=...)`` (the same frames: the host's
+``_regularize_videos`` with the same keys).
+
+Videos of different frame counts (a batch of clips of different lengths: the host samples ``video_fps`` frames a
+second up to ``video_maxlen``) cannot be stacked into ``pixel_values_videos`` ``(B, F, C, H, W)``; the stock code
+would raise there too. They are packed as one row ``(1, sum F, C, H, W)`` instead: the model runs the frames
+through the tower one by one, concatenates every video's pooled features in order and scatters them into the
+``<video>`` tokens in order, so the packed row gives each sample its own frames' features. Equal frame counts keep
+the ``(B, F, C, H, W)`` layout.
 """
 
 from __future__ import annotations
 
 from types import ModuleType
+
+
+def stack_or_pack(videos: list) -> "torch.Tensor":
+    r"""``F_i x (C, H, W)`` frames of each video -> ``(B, F, C, H, W)`` when every ``F_i`` is equal, else the
+    frames of all videos in order as one row ``(1, sum F_i, C, H, W)``."""
+    import torch
+
+    videos = [torch.as_tensor(v) for v in videos]
+    if len({tuple(v.shape) for v in videos}) == 1:
+        return torch.stack(videos, dim=0)
+    return torch.cat(videos, dim=0).unsqueeze(0)
 
 
 def patch_llava_next_video_plugin(module: ModuleType) -> None:
@@ -33,7 +51,7 @@ def patch_llava_next_video_plugin(module: ModuleType) -> None:
                 video_fps=getattr(processor, "video_fps", 2.0),
                 video_maxlen=getattr(processor, "video_maxlen", 128),
             )["videos"]
-            mm_inputs.update(video_processor(videos=frames, return_tensors="pt"))
+            mm_inputs["pixel_values_videos"] = stack_or_pack(video_processor(videos=frames)["pixel_values_videos"])
         return mm_inputs
 
     _get_mm_inputs.__wrapped__ = original

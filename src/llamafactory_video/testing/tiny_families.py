@@ -5,7 +5,8 @@ Every builder has the signature ``build(output_dir, seed=0, vocab_layout="padded
 directory that the stock LlamaFactory loader (``load_tokenizer`` / ``load_model``) loads with the family's
 template: the family's real tokenizer, processor and model classes, random float32 safetensors weights, and an
 embedding with spare rows (``"padded"``, like the released checkpoints) or exactly ``len(tokenizer)`` rows
-(``"exact"``: adding a token resizes it). The Qwen2-VL / Qwen2.5-VL builders live in :mod:`.tiny_model`.
+(``"exact"``: adding a token resizes it). The Qwen2-VL / Qwen2.5-VL builders live in :mod:`.tiny_model`, the
+InternVL and LLaVA-NeXT-Video ones in :mod:`.tiny_beyond_qwen`.
 
 Builders of other families are added here as separate functions plus one entry in :data:`FAMILY_BUILDERS`.
 """
@@ -16,6 +17,7 @@ import os
 from pathlib import Path
 from typing import Any, Callable
 
+from .tiny_beyond_qwen import build_tiny_intern_vl, build_tiny_llava_next_video
 from .tiny_model import (
     _SPARE_ROWS,
     CHAT_TEMPLATE,
@@ -188,6 +190,8 @@ FAMILY_BUILDERS: dict[str, Callable[..., str]] = {
     "qwen2_vl": _qwen2("qwen2_vl"),
     "qwen2_5_vl": _qwen2("qwen2_5_vl"),
     "qwen3_vl": build_tiny_qwen3_vl,
+    "intern_vl": build_tiny_intern_vl,
+    "llava_next_video": build_tiny_llava_next_video,
 }
 
 

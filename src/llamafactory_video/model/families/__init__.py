@@ -12,12 +12,17 @@ from typing import Any
 import torch
 
 from .base import FEATURES, VIDEO_LLM_STAGES, FamilyNotSupported, VideoFamily
+from .intern_vl import InternVLFamily
+from .llava_next_video import LlavaNextVideoFamily
 from .qwen2_vl import Qwen2VLFamily
 from .qwen3_vl import Qwen3VLFamily
 
 
 #: Every family, by name, in coverage-table order.
-FAMILIES: dict[str, VideoFamily] = {family.name: family for family in (Qwen2VLFamily(), Qwen3VLFamily())}
+FAMILIES: dict[str, VideoFamily] = {
+    family.name: family
+    for family in (Qwen2VLFamily(), Qwen3VLFamily(), InternVLFamily(), LlavaNextVideoFamily())
+}
 
 __all__ = [
     "FAMILIES",

@@ -136,9 +136,10 @@ class VideoFamily:
         (Qwen families: ``mm_token_type_ids`` ``(B, L)``, 0 text / 1 image / 2 video)."""
         return {}
 
-    def repeat_visual_inputs(self, inputs: dict[str, Any], repeats: int) -> dict[str, Any]:
+    def repeat_visual_inputs(self, inputs: dict[str, Any], repeats: int, config: Any = None) -> dict[str, Any]:
         r"""The visual inputs of a batch of ``B`` samples repeated ``repeats`` times each, sample-major (as
-        ``generate(num_return_sequences=repeats)`` orders them); used by ``scst`` for its K samples."""
+        ``generate(num_return_sequences=repeats)`` orders them); used by ``scst`` for its K samples. ``config``:
+        the model's config, for families whose batches only split per sample by their placeholder tokens."""
         raise FamilyNotSupported(f"{self.name}: repeat_visual_inputs is not implemented")
 
     # ------------------------------------------------------------------------------------------- stage hooks

@@ -199,7 +199,7 @@ class Qwen2VLFamily(VideoFamily):
             types[input_ids == int(video)] = VIDEO_TYPE
         return {"mm_token_type_ids": types}
 
-    def repeat_visual_inputs(self, inputs, repeats):
+    def repeat_visual_inputs(self, inputs, repeats, config=None):
         r"""``pixel_values_videos`` ``(sum_i t_i h_i w_i, C)`` is split per sample by ``video_grid_thw``
         ``(B, 3)`` (one video, or image, per sample, as caption data guarantees), each chunk repeated; grids and
         ``second_per_grid_ts`` ``(B,)`` repeated alike."""

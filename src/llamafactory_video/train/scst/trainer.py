@@ -31,13 +31,13 @@ METRIC_PREFIX = "scst"
 PER_SAMPLE_KEYS = ("second_per_grid_ts",)  # per-sample lists the collator leaves as lists; generate wants tensors
 
 
-def expand_visual_inputs(inputs: dict[str, Any], repeats: int, family: Any = None) -> dict[str, Any]:
+def expand_visual_inputs(inputs: dict[str, Any], repeats: int, family: Any = None, config: Any = None) -> dict[str, Any]:
     r"""Repeat each sample's visual inputs ``repeats`` times (sample-major, like ``num_return_sequences``), as the
     model's family says (:meth:`~llamafactory_video.model.families.base.VideoFamily.repeat_visual_inputs`;
     default: the Qwen2-VL family's grid-split rule)."""
     from ...model.families import FAMILIES
 
-    return (family or FAMILIES["qwen2_vl"]).repeat_visual_inputs(inputs, repeats)
+    return (family or FAMILIES["qwen2_vl"]).repeat_visual_inputs(inputs, repeats, config=config)
 
 
 class ScstTrainer(VideoStageTrainer):
@@ -140,7 +140,7 @@ class ScstTrainer(VideoStageTrainer):
         r"""Prompt (each repeated ``k`` times, sample-major) + sampled caption, attention over the caption up to
         its first end token, and ``mm_token_type_ids`` of the whole sequence: the model recomputes the M-RoPE
         positions, which for the caption tokens continue from the prompt's exactly as in ``generate``."""
-        forward = dict(expand_visual_inputs(prompt, k, self.family))
+        forward = dict(expand_visual_inputs(prompt, k, self.family, getattr(self.model, "config", None)))
         forward["input_ids"] = torch.cat([prompt["input_ids"].repeat_interleave(k, 0), sampled], dim=1)
         forward["attention_mask"] = torch.cat(
             [prompt["attention_mask"].repeat_interleave(k, 0), mask.to(prompt["attention_mask"].dtype)], dim=1
