@@ -20,9 +20,10 @@ the ``(B, F, C, H, W)`` layout.
 from __future__ import annotations
 
 from types import ModuleType
+from typing import Any
 
 
-def stack_or_pack(videos: list) -> "torch.Tensor":
+def stack_or_pack(videos: list) -> Any:
     r"""``F_i x (C, H, W)`` frames of each video -> ``(B, F, C, H, W)`` when every ``F_i`` is equal, else the
     frames of all videos in order as one row ``(1, sum F_i, C, H, W)``."""
     import torch

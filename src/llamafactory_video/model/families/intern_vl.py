@@ -27,7 +27,7 @@ class InternVLFamily(VideoFamily):
     title = "InternVL 2.5-3.5 (-hf)"
     model_types = ("internvl",)
     templates = ("intern_vl",)
-    stages = frozenset({"action_cls", "scst"})
+    stages = frozenset({"action_cls"})
     features = frozenset()
     mm_plugins = ("InternVLPlugin",)
     tiny_builder = "intern_vl"

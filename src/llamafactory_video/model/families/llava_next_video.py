@@ -29,7 +29,7 @@ class LlavaNextVideoFamily(VideoFamily):
     title = "LLaVA-NeXT-Video"
     model_types = ("llava_next_video",)
     templates = ("llava_next_video", "llava_next_video_mistral", "llava_next_video_yi")
-    stages = frozenset({"action_cls", "scst"})
+    stages = frozenset({"action_cls"})
     features = frozenset()
     mm_plugins = ("LlavaNextVideoPlugin",)
     tiny_builder = "llava_next_video"
