@@ -201,6 +201,11 @@ def test_llava_next_video_patch_points():
     stock = inspect.getsource(mm_plugin.BasePlugin._get_mm_inputs)
     assert "video_processor(images=None, videos=videos" in stock
     assert "videos" in inspect.signature(LlavaNextVideoVideoProcessor.preprocess).parameters
+    messages = inspect.unwrap(vars(plugin)["process_messages"])
+    assert messages.__qualname__ == "LlavaNextVideoPlugin.process_messages"
+    source = inspect.getsource(messages)
+    assert "num_frames = one_video.shape[0]" in source  # every video of a sample gets the first one's frames
+    assert "image_seqlen // 4 * num_frames" in source  # our per-video count keeps this per-frame formula
     with pytest.raises(TypeError, match="images"):
         LlavaNextVideoVideoProcessor()(images=None, videos=[[np.zeros((28, 28, 3), "uint8")] * 2])
 

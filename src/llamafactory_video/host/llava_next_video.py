@@ -15,6 +15,10 @@ would raise there too. They are packed as one row ``(1, sum F, C, H, W)`` instea
 through the tower one by one, concatenates every video's pooled features in order and scatters them into the
 ``<video>`` tokens in order, so the packed row gives each sample its own frames' features. Equal frame counts keep
 the ``(B, F, C, H, W)`` layout.
+
+``LlavaNextVideoPlugin.process_messages`` (0.9.5) writes every ``<video>`` of a sample with the frame count of the
+first one (``num_frames = one_video.shape[0]``); the patched one writes each video with its own frame count
+(tokens per frame computed as the host does, ``(H/p) (W/p) / 4`` for the model's stride-2 pooling).
 """
 
 from __future__ import annotations
@@ -57,3 +61,48 @@ def patch_llava_next_video_plugin(module: ModuleType) -> None:
 
     _get_mm_inputs.__wrapped__ = original
     plugin_cls._get_mm_inputs = _get_mm_inputs
+
+    if "process_messages" not in vars(plugin_cls):
+        return
+    original_messages = vars(plugin_cls)["process_messages"]
+
+    def process_messages(self, messages, images, videos, audios, processor):
+        if len(videos) == 0 or not self.expand_mm_tokens:
+            return original_messages(self, messages, images, videos, audios, processor)
+        return expand_per_video(module, self, original_messages, messages, images, videos, audios, processor)
+
+    process_messages.__wrapped__ = original_messages
+    plugin_cls.process_messages = process_messages
+
+
+def video_frame_counts(plugin: Any, videos: list, processor: Any) -> tuple[list[int], int, int]:
+    r"""Frames the host samples from each video, and the ``(H, W)`` of a processed frame."""
+    video_processor = getattr(processor, "video_processor", None) or processor.image_processor
+    frames = plugin._regularize_videos(
+        videos,
+        image_max_pixels=getattr(processor, "video_max_pixels", 256 * 256),
+        image_min_pixels=getattr(processor, "video_min_pixels", 16 * 16),
+        video_fps=getattr(processor, "video_fps", 2.0),
+        video_maxlen=getattr(processor, "video_maxlen", 128),
+    )["videos"]
+    first = video_processor(videos=frames[:1])["pixel_values_videos"][0]
+    height, width = (int(x) for x in first.shape[-2:])
+    return [len(f) for f in frames], height, width
+
+
+def expand_per_video(module, plugin, original, messages, images, videos, audios, processor):
+    r"""The host's expansion with the ``<video>`` placeholders left in place (images expanded as it does), then
+    each video written with its own frame count."""
+    counts, height, width = video_frame_counts(plugin, videos, processor)
+    per_frame = (height // processor.patch_size) * (width // processor.patch_size) // 4  # the host's formula
+    marker = "\x00llamafactory_video:video\x00"
+    hidden = [dict(m, content=m["content"].replace(module.VIDEO_PLACEHOLDER, marker)) for m in messages]
+    out = original(plugin, hidden, images, [], audios, processor)
+    index = 0
+    for message in out:
+        content = message["content"]
+        while marker in content:
+            content = content.replace(marker, plugin.video_token * (per_frame * counts[index]), 1)
+            index += 1
+        message["content"] = content
+    return out

@@ -1,0 +1,110 @@
+"""InternVL and LLaVA-NeXT-Video: the tiny builders (padded / exact embeddings) load with the stock LlamaFactory
+loader and the family's template, and, through the host's plugin and collator on real encoded videos (two videos
+of different lengths in one message, and one in the second user turn), each video's placeholders = its frames x
+tokens per frame, and all placeholders = the visual features the model scatters (its forward would raise
+otherwise)."""
+
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from llamafactory_video.model.families import FAMILIES, family_for, family_for_template
+from llamafactory_video.testing.synthetic_videos import write_video
+from llamafactory_video.testing.tiny_families import FAMILY_BUILDERS
+
+
+SHARED_VIDEOS = os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "data", "videos")
+CASES = [(family, layout) for family in ("intern_vl", "llava_next_video") for layout in ("padded", "exact")]
+
+
+@pytest.fixture(scope="module")
+def videos(tmp_path_factory) -> list[str]:
+    r"""The shared 9.7 s and 5.0 s mp4 files and a synthetic 1.5 s webm."""
+    clip = np.random.default_rng(0).integers(0, 255, size=(6, 64, 96, 3), dtype=np.uint8)
+    webm = str(tmp_path_factory.mktemp("beyond_videos") / "short.webm")
+    write_video(clip, webm, fps=4)
+    return [os.path.join(SHARED_VIDEOS, "1.mp4"), os.path.join(SHARED_VIDEOS, "4.mp4"), webm]
+
+
+def _load(model_dir: str, template: str):
+    from llamafactory.data import get_template_and_fix_tokenizer
+    from llamafactory.hparams import get_train_args
+    from llamafactory.model import load_model, load_tokenizer
+
+    model_args, data_args, _, finetuning_args, _ = get_train_args(
+        {
+            "stage": "sft",
+            "model_name_or_path": model_dir,
+            "do_train": True,
+            "finetuning_type": "full",
+            "template": template,
+            "dataset": "unused",
+            "output_dir": "/tmp/lfv-unused",
+            "video_maxlen": 8,
+            "video_fps": 1.0,
+            "report_to": "none",
+        }
+    )
+    module = load_tokenizer(model_args)
+    template_obj = get_template_and_fix_tokenizer(module["tokenizer"], data_args)
+    model = load_model(module["tokenizer"], model_args, finetuning_args, is_trainable=False)
+    return module, template_obj, model
+
+
+@pytest.mark.parametrize("family_name,layout", CASES, ids=[f"{f}-{v}" for f, v in CASES])
+def test_loads_and_placeholders_equal_features(family_name, layout, videos, tmp_path) -> None:
+    from llamafactory.data import SFTDataCollatorWith4DAttentionMask
+
+    family = FAMILIES[family_name]
+    model_dir = FAMILY_BUILDERS[family.tiny_builder](str(tmp_path / family_name), vocab_layout=layout)
+    module, template, model = _load(model_dir, family.templates[0])
+    tokenizer, processor = module["tokenizer"], module["processor"]
+    assert family_for(model) is family and family_for_template(family.templates[0]) is family
+    rows = model.get_input_embeddings().weight.shape[0]
+    assert (rows == len(tokenizer)) if layout == "exact" else (rows >= len(tokenizer) + 64)
+
+    messages = [
+        {"role": "user", "content": "<video><video>What changes?"},
+        {"role": "assistant", "content": "The man plays."},
+        {"role": "user", "content": "And here <video>?"},
+        {"role": "assistant", "content": "A square moves."},
+    ]
+    expanded = template.mm_plugin.process_messages(messages, [], videos, [], processor)
+    pairs = template.encode_multiturn(tokenizer, expanded)
+    ids, labels = [], []
+    for prompt, answer in pairs:
+        ids += prompt + answer
+        labels += [-100] * len(prompt) + answer
+    feature = {"input_ids": ids, "attention_mask": [1] * len(ids), "labels": labels, "images": [], "videos": videos,
+               "audios": []}
+    collator = SFTDataCollatorWith4DAttentionMask(template=template, model=model, processor=processor,
+                                                  tokenizer=tokenizer)
+    batch = collator([feature])
+
+    config = model.config
+    token_id = family.video_token_id(config)
+    frames = [len(v) for v in template.mm_plugin._regularize_videos(
+        videos, image_max_pixels=processor.video_max_pixels, image_min_pixels=processor.video_min_pixels,
+        video_fps=processor.video_fps, video_maxlen=processor.video_maxlen)["videos"]]
+    assert len(set(frames)) == 3  # three different lengths
+    if family_name == "intern_vl":
+        per_frame = int(config.image_seq_length)
+        texts = [m["content"] for m in expanded if m["role"] == "user"]
+        assert sum(t.count("<img>") for t in texts) == sum(frames)  # one <img>...</img> run per frame
+        with torch.no_grad():
+            features = model.model.get_image_features(pixel_values=batch["pixel_values"]).pooler_output
+        n_features = features.shape[0] * features.shape[1]  # (frames, tokens per frame, D)
+    else:
+        per_frame = family.tokens_per_frame(config)
+        with torch.no_grad():
+            features = model.model.get_video_features(pixel_values=batch["pixel_values_videos"]).pooler_output
+        n_features = sum(f.flatten(0, 1).shape[0] for f in features)
+    counts = [m["content"].count(tokenizer.convert_ids_to_tokens(token_id)) for m in expanded]
+    assert sum(counts) == per_frame * sum(frames)  # placeholders = frames x tokens per frame, per video
+    assert counts[0] == per_frame * (frames[0] + frames[1]) and counts[2] == per_frame * frames[2]
+    assert int((batch["input_ids"] == token_id).sum()) == n_features == per_frame * sum(frames)
+    with torch.no_grad():
+        out = model(**{k: v for k, v in batch.items() if isinstance(v, torch.Tensor)})
+    assert torch.isfinite(out.loss)
