@@ -4,6 +4,7 @@ of different lengths in one message, and one in the second user turn), each vide
 tokens per frame, and all placeholders = the visual features the model scatters (its forward would raise
 otherwise)."""
 
+import copy
 import os
 
 import numpy as np
@@ -108,3 +109,39 @@ def test_loads_and_placeholders_equal_features(family_name, layout, videos, tmp_
     with torch.no_grad():
         out = model(**{k: v for k, v in batch.items() if isinstance(v, torch.Tensor)})
     assert torch.isfinite(out.loss)
+
+
+@pytest.mark.parametrize("family_name", ["intern_vl", "llava_next_video"])
+def test_repeated_prompts_see_their_own_frames(family_name, videos, tmp_path) -> None:
+    r"""``scst``'s K samples per prompt: after :meth:`repeat_visual_inputs` (+ rows repeated), row ``b * K + k``
+    of a batch of two samples with videos of different lengths gives the logits of sample ``b`` run alone."""
+    from llamafactory.data import SFTDataCollatorWith4DAttentionMask
+
+    family = FAMILIES[family_name]
+    model_dir = FAMILY_BUILDERS[family.tiny_builder](str(tmp_path / family_name))
+    module, template, model = _load(model_dir, family.templates[0])
+    tokenizer, processor = module["tokenizer"], module["processor"]
+    collator = SFTDataCollatorWith4DAttentionMask(template=template, model=model, processor=processor,
+                                                  tokenizer=tokenizer)
+    features = []
+    for video in (videos[0], videos[2]):  # 8 and 6 frames
+        messages = [{"role": "user", "content": "<video>Describe."}, {"role": "assistant", "content": "A square."}]
+        expanded = template.mm_plugin.process_messages(messages, [], [video], [], processor)
+        prompt, answer = template.encode_oneturn(tokenizer, expanded)
+        ids = prompt + answer
+        features.append({"input_ids": ids, "attention_mask": [1] * len(ids), "labels": [-100] * len(ids),
+                         "images": [], "videos": [video], "audios": []})
+    singles = [collator([copy.deepcopy(f)]) for f in features]  # the collator pops the media keys
+    batch = collator(copy.deepcopy(features))
+    k = 3
+    repeated = {key: v.repeat_interleave(k, dim=0) for key, v in batch.items()
+                if key in ("input_ids", "attention_mask")}
+    repeated.update(family.repeat_visual_inputs(batch, k, model.config))
+    with torch.no_grad():
+        logits = model(**repeated).logits
+        for b, single in enumerate(singles):
+            inputs = {key: v for key, v in single.items() if isinstance(v, torch.Tensor) and key != "labels"}
+            alone = model(**inputs).logits[0]
+            n = alone.shape[0]
+            for j in range(k):
+                torch.testing.assert_close(logits[b * k + j, :n], alone, atol=1e-4, rtol=1e-4)

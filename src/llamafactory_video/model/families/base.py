@@ -54,6 +54,10 @@ class VideoFamily:
     mm_plugins: ClassVar[tuple[str, ...]] = ()
     """Class names of the LlamaFactory ``mm_plugin`` classes of the family's templates (host/pooling.py wraps
     their ``process_messages``)."""
+    generate_repeats_visual_inputs: ClassVar[bool] = True
+    """Whether the model's ``generate(num_return_sequences=K)`` repeats the visual inputs per sample correctly; when
+    not (frames of all samples in one tensor, split by placeholder counts), ``scst`` repeats the prompt batch itself
+    with :meth:`repeat_visual_inputs` and samples one sequence per row."""
     tiny_builder: ClassVar[str] = ""
     """Key of the family's tiny offline builder in ``testing.tiny_families.FAMILY_BUILDERS``."""
 

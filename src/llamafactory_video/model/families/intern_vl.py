@@ -27,9 +27,10 @@ class InternVLFamily(VideoFamily):
     title = "InternVL 2.5-3.5 (-hf)"
     model_types = ("internvl",)
     templates = ("intern_vl",)
-    stages = frozenset({"action_cls"})
+    stages = frozenset({"action_cls", "scst"})
     features = frozenset()
     mm_plugins = ("InternVLPlugin",)
+    generate_repeats_visual_inputs = False  # generate repeat_interleaves pixel_values frame by frame
     tiny_builder = "intern_vl"
 
     # ------------------------------------------------------------------------------------------- modules

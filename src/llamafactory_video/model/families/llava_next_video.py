@@ -29,9 +29,10 @@ class LlavaNextVideoFamily(VideoFamily):
     title = "LLaVA-NeXT-Video"
     model_types = ("llava_next_video",)
     templates = ("llava_next_video", "llava_next_video_mistral", "llava_next_video_yi")
-    stages = frozenset({"action_cls"})
+    stages = frozenset({"action_cls", "scst"})
     features = frozenset()
     mm_plugins = ("LlavaNextVideoPlugin",)
+    generate_repeats_visual_inputs = False  # a packed (1, sum F) row would be repeated whole, not per sample
     tiny_builder = "llava_next_video"
 
     # ------------------------------------------------------------------------------------------- modules
@@ -72,10 +73,31 @@ class LlavaNextVideoFamily(VideoFamily):
 
     # ------------------------------------------------------------------------------------------- batches
     def repeat_visual_inputs(self, inputs: dict[str, Any], repeats: int, config: Any = None) -> dict[str, Any]:
-        r"""``pixel_values_videos`` ``(B, F, C, H, W)``, ``pixel_values`` ``(B, patches, C, H, W)`` and
-        ``image_sizes`` ``(B, 2)`` are batched per sample on dim 0: each row repeated ``repeats`` times."""
-        return {
+        r"""``pixel_values_videos`` is ``(B, F, C, H, W)``, or ``(1, sum_b F_b, C, H, W)`` when the samples' frame
+        counts differ (``host/llava_next_video.py`` packs them): sample ``b`` owns ``F_b = n_b / t`` frames, ``n_b``
+        its ``<video>`` count in ``input_ids`` ``(B, L)`` and ``t`` :meth:`tokens_per_frame`. Each sample's frames
+        are repeated ``repeats`` times, sample-major (packed again if the counts differ); image ``pixel_values``
+        ``(B, patches, C, H, W)`` and ``image_sizes`` ``(B, 2)`` are repeated per row."""
+        out = {
             key: torch.as_tensor(inputs[key]).repeat_interleave(repeats, dim=0)
-            for key in ("pixel_values_videos", "pixel_values", "image_sizes")
+            for key in ("pixel_values", "image_sizes")
             if inputs.get(key) is not None
         }
+        videos = inputs.get("pixel_values_videos")
+        if videos is None:
+            return out
+        batch = inputs["input_ids"].shape[0]
+        if config is None:
+            if videos.shape[0] != batch:
+                raise ValueError("LLaVA-NeXT-Video: repeating a packed video batch needs the model config.")
+            out["pixel_values_videos"] = videos.repeat_interleave(repeats, dim=0)
+            return out
+        per_frame = self.tokens_per_frame(config)
+        counts = [int(n) // per_frame for n in (inputs["input_ids"] == self.video_token_id(config)).sum(dim=1)]
+        chunks = torch.split(videos.flatten(0, 1), counts, dim=0)
+        repeated = [chunk for chunk in chunks for _ in range(repeats)]
+        if len(set(counts)) == 1:
+            out["pixel_values_videos"] = torch.stack(repeated, dim=0)
+        else:
+            out["pixel_values_videos"] = torch.cat(repeated, dim=0).unsqueeze(0)
+        return out

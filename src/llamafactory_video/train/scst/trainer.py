@@ -100,6 +100,9 @@ class ScstTrainer(VideoStageTrainer):
         special / placeholder tokens of :attr:`suppress_token_ids` are never generated (added to any
         ``suppress_tokens`` of ``gen_kwargs`` or of the checkpoint's generation_config)."""
         unwrapped = self.accelerator.unwrap_model(model)
+        repeats = int(gen_kwargs.get("num_return_sequences") or 1)
+        if repeats > 1 and self.family is not None and not self.family.generate_repeats_visual_inputs:
+            inputs, gen_kwargs = self._repeat_prompt(inputs, repeats), dict(gen_kwargs, num_return_sequences=1)
         suppress = set(self.suppress_token_ids)
         suppress.update(gen_kwargs.get("suppress_tokens") or [])
         suppress.update(getattr(getattr(unwrapped, "generation_config", None), "suppress_tokens", None) or [])
@@ -112,6 +115,19 @@ class ScstTrainer(VideoStageTrainer):
         finally:
             unwrapped.train(was_training)
         return sequences[:, inputs["input_ids"].shape[1] :]
+
+    def _repeat_prompt(self, inputs: dict[str, Any], repeats: int) -> dict[str, Any]:
+        r"""The prompt batch with each sample repeated ``repeats`` times, sample-major, as ``generate`` would for
+        ``num_return_sequences``: visual inputs as the family says, every other ``(B, ...)`` tensor per row."""
+        batch = inputs["input_ids"].shape[0]
+        out = {
+            key: value.repeat_interleave(repeats, dim=0)
+            if isinstance(value, torch.Tensor) and value.dim() > 0 and value.shape[0] == batch
+            else value
+            for key, value in inputs.items()
+        }
+        out.update(expand_visual_inputs(inputs, repeats, self.family, getattr(self.model, "config", None)))
+        return out
 
     def _decode(self, tokens: torch.Tensor) -> list[str]:
         return [text.strip() for text in self.processing_class.batch_decode(tokens, skip_special_tokens=True)]
