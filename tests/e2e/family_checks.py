@@ -72,3 +72,31 @@ def check_stock_sft(model_dir: str, template: str, workdir: str) -> None:
     losses = [row["loss"] for row in read_jsonl(os.path.join(out, "trainer_log.jsonl")) if "loss" in row]
     assert len(losses) == 2 and all(loss == loss and loss > 0 for loss in losses)
     assert os.path.isfile(os.path.join(out, "adapter_model.safetensors"))
+
+
+def check_scst(model_dir: str, template: str, caption_data: dict, workdir: str) -> None:
+    r"""``scst`` from the base model (LoRA, 2 steps, 2 samples per prompt, greedy baseline) on clips of different
+    lengths: logs its rewards, saves the adapter, writes greedy captions; a reload from the adapter writes the same
+    captions."""
+    out = os.path.join(workdir, "out")
+    config = dict(
+        model_name_or_path=model_dir, stage="scst", template=template, do_train=True, do_predict=True,
+        finetuning_type="lora", lora_target="all", video_maxlen=8, video_fps=2.0, cutoff_len=1024,
+        preprocessing_num_workers=1, overwrite_output_dir=True, overwrite_cache=True, report_to="none",
+        save_strategy="no", dataset_dir=caption_data["output_dir"], dataset=caption_data["train_dataset"],
+        eval_dataset=caption_data["test_dataset"], max_samples=8, scst_num_samples=2, scst_baseline="greedy",
+        scst_max_new_tokens=6, max_new_tokens=6, do_sample=False, output_dir=out, logging_steps=1, max_steps=2,
+        per_device_train_batch_size=2, per_device_eval_batch_size=4, learning_rate=1e-3,
+    )
+    run_cli(config, workdir, "scst")
+    logs = [e for e in read_json(os.path.join(out, "trainer_state.json"))["log_history"] if "scst/reward_mean" in e]
+    assert len(logs) == 2 and all(e["scst/sample_length"] > 0 and e["loss"] == e["loss"] for e in logs)
+    assert os.path.isfile(os.path.join(out, "adapter_model.safetensors"))
+    before = read_jsonl(os.path.join(out, "predict_captions.jsonl"))
+    assert len(before) == 8 and all(r["references"] for r in before)
+
+    reload_out = os.path.join(workdir, "reload")
+    run_cli(dict(config, output_dir=reload_out), workdir, "reload",
+            overrides=["do_train=false", f"adapter_name_or_path={out}"])
+    after = read_jsonl(os.path.join(reload_out, "predict_captions.jsonl"))
+    assert [r["caption"] for r in after] == [r["caption"] for r in before]

@@ -5,7 +5,7 @@ videos (two of different lengths in one message, one in the second user turn).""
 
 import pytest
 
-from .family_checks import check_action_cls, check_stock_sft
+from .family_checks import check_action_cls, check_scst, check_stock_sft
 
 
 pytestmark = pytest.mark.e2e
@@ -17,3 +17,7 @@ def test_action_cls_on_intern_vl(tiny_intern_vl, action_data, tmp_path):
 
 def test_stock_sft_on_intern_vl_real_videos(tiny_intern_vl, tmp_path):
     check_stock_sft(tiny_intern_vl, "intern_vl", str(tmp_path))
+
+
+def test_scst_on_intern_vl(tiny_intern_vl, caption_data, tmp_path):
+    check_scst(tiny_intern_vl, "intern_vl", caption_data, str(tmp_path))

@@ -5,7 +5,7 @@ stock ``sft`` trains on real videos (two of different lengths in one message, on
 
 import pytest
 
-from .family_checks import check_action_cls, check_stock_sft
+from .family_checks import check_action_cls, check_scst, check_stock_sft
 
 
 pytestmark = pytest.mark.e2e
@@ -17,3 +17,7 @@ def test_action_cls_on_llava_next_video(tiny_llava_next_video, action_data, tmp_
 
 def test_stock_sft_on_llava_next_video_real_videos(tiny_llava_next_video, tmp_path):
     check_stock_sft(tiny_llava_next_video, "llava_next_video", str(tmp_path))
+
+
+def test_scst_on_llava_next_video(tiny_llava_next_video, caption_data, tmp_path):
+    check_scst(tiny_llava_next_video, "llava_next_video", caption_data, str(tmp_path))
