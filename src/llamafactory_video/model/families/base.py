@@ -54,6 +54,9 @@ class VideoFamily:
     mm_plugins: ClassVar[tuple[str, ...]] = ()
     """Class names of the LlamaFactory ``mm_plugin`` classes of the family's templates (host/pooling.py wraps
     their ``process_messages``)."""
+    processor_only_keys: ClassVar[tuple[str, ...]] = ()
+    """Keys the family's processor / collator put in a batch that the model's ``forward`` / ``generate`` do not
+    take (Qwen3-VL: ``video_metadata``); stages that call ``generate`` themselves drop them."""
     tiny_builder: ClassVar[str] = ""
     """Key of the family's tiny offline builder in ``testing.tiny_families.FAMILY_BUILDERS``."""
 

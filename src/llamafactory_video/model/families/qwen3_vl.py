@@ -32,9 +32,10 @@ class Qwen3VLFamily(Qwen2VLFamily):
     title = "Qwen3-VL"
     model_types = ("qwen3_vl",)
     templates = ("qwen3_vl", "qwen3_vl_nothink")
-    stages = frozenset({"action_cls"})
+    stages = frozenset({"action_cls", "scst"})
     features = frozenset({"video_token_pool_stride"})
     mm_plugins = ("Qwen3VLPlugin",)
+    processor_only_keys = ("video_metadata",)
     tiny_builder = "qwen3_vl"
 
     def tokens_per_second(self, config: Any) -> float | None:
