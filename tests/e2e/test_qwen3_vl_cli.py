@@ -87,3 +87,45 @@ def test_scst_on_qwen3_vl(tiny_qwen3vl, caption_data, tmp_path):
     run_cli(reload, str(tmp_path), "reload", overrides=["do_train=false", f"adapter_name_or_path={out}"])
     after = read_jsonl(os.path.join(reload_out, "predict_captions.jsonl"))
     assert [r["caption"] for r in after] == [r["caption"] for r in before]
+
+
+@pytest.fixture(scope="module")
+def caption_128(tmp_path_factory) -> dict:
+    r"""128 px, 8 frames: on Qwen3-VL (32 px per merged token) 4 slots of 4 x 4 merged tokens per video."""
+    from llamafactory_video.testing.synthetic_videos import make_caption_dataset
+
+    return make_caption_dataset(
+        str(tmp_path_factory.mktemp("caption_128")), num_classes=3, train_per_class=2, test_per_class=1,
+        formats=("mp4",), size=128,
+    )
+
+
+def test_fastslow_ar_on_qwen3_vl(tiny_qwen3vl, caption_128, tmp_path):
+    r"""Slow stride 2 / fast stride 4 (S F S F: 4 + 1 + 4 + 1 = 10 tokens instead of 64, each slot keeping its
+    timestamp): both losses finite, head + pooling saved; the stock sft predict path reloads the saved model and
+    pools its prompts the same way from ``video_pooling.json``."""
+    from .test_fastslow_ar_cli import _config, _history
+
+    out = str(tmp_path / "fastslow")
+    config = _config(tiny_qwen3vl, caption_128, out, template="qwen3_vl", video_max_pixels=128 * 128, max_steps=4,
+                     save_steps=1000, plot_loss=False)
+    result = run_cli(config, str(tmp_path), "fastslow")
+    assert "10 video tokens instead of 64" in result.stdout + result.stderr
+    lm, rec = _history(out, "fastslow/lm_loss"), _history(out, "fastslow/autoregressive_loss")
+    assert len(lm) == len(rec) == 4 and all(x == x for x in lm + rec)
+    assert set(_history(out, "fastslow/token_ratio")) == {round(10 / 64, 4)}
+    for name in ("fastslow_head.safetensors", "video_pooling.json", "model.safetensors"):
+        assert os.path.isfile(os.path.join(out, name)), name
+
+    pred = str(tmp_path / "predict")
+    predict = dict(
+        stage="sft", model_name_or_path=out, do_predict=True, predict_with_generate=True, finetuning_type="full",
+        template="qwen3_vl", dataset_dir=caption_128["output_dir"], eval_dataset=caption_128["test_dataset"],
+        cutoff_len=512, video_maxlen=8, video_fps=4.0, video_max_pixels=128 * 128, max_new_tokens=6,
+        per_device_eval_batch_size=3, output_dir=pred, overwrite_output_dir=True, overwrite_cache=True,
+        report_to="none", preprocessing_num_workers=1,
+    )
+    run_cli(predict, str(tmp_path), "predict")
+    rows = read_jsonl(os.path.join(pred, "generated_predictions.jsonl"))
+    assert len(rows) == 3
+    assert all(row["prompt"].count("<|video_pad|>") == 10 and row["prompt"].count(" seconds>") == 4 for row in rows)

@@ -146,5 +146,6 @@ class VideoFamily:
 
     # ------------------------------------------------------------------------------------------- stage hooks
     def fastslow_slot_counts(self, video_grid_thw: torch.Tensor, merge_size: int, pooling: Any) -> list[list[int]]:
-        r"""Per video, the pooled token count of each temporal slot (``fastslow_ar``'s slot ids)."""
+        r"""Per placeholder run, the pooled token count of each temporal slot in it (``fastslow_ar``'s slot ids,
+        :func:`~llamafactory_video.model.fastslow.video_slot_ids`)."""
         raise FamilyNotSupported(f"{self.name}: fastslow_ar is not implemented")

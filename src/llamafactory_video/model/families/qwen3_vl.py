@@ -32,7 +32,7 @@ class Qwen3VLFamily(Qwen2VLFamily):
     title = "Qwen3-VL"
     model_types = ("qwen3_vl",)
     templates = ("qwen3_vl", "qwen3_vl_nothink")
-    stages = frozenset({"action_cls", "scst"})
+    stages = frozenset({"action_cls", "scst", "fastslow_ar"})
     features = frozenset({"video_token_pool_stride"})
     mm_plugins = ("Qwen3VLPlugin",)
     processor_only_keys = ("video_metadata",)
@@ -47,6 +47,11 @@ class Qwen3VLFamily(Qwen2VLFamily):
     # ------------------------------------------------------------------------------------------- placeholders
     def placeholder_runs(self, video_grid_thw, merge_size, pooling=None):
         return self.slot_runs(video_grid_thw, merge_size, pooling)
+
+    def fastslow_slot_counts(self, video_grid_thw, merge_size, pooling):
+        r"""One entry per placeholder run (here: per slot), each ``[count]``: slot ids then number the runs on
+        through the sample, the timestamp text between them staying text."""
+        return [[count] for video in self.slot_runs(video_grid_thw, merge_size, pooling) for count in video]
 
     def timestamps(self, processor: Any, mm_inputs: dict, index: int, num_slots: int) -> list[float]:
         r"""Seconds of each slot of video ``index`` (the mean time of its frames), from that video's own
