@@ -1,7 +1,7 @@
 """Qwen3-VL (template ``qwen3_vl``) through the stock llamafactory-cli: each stage the family layer declares for
 it trains a few steps on the session's tiny Qwen3-VL, saves, reloads and predicts. ``docs/families.md``'s coverage
-table is checked against this file (``tests/unit/test_families_coverage.py``): one test per "yes" cell, named
-``test_<stage>_on_qwen3_vl``."""
+table is checked against this file (``tests/unit/test_families_coverage.py``): one test per "yes" cell, named in
+``Qwen3VLFamily.e2e_tests``."""
 
 import os
 

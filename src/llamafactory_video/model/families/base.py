@@ -54,6 +54,9 @@ class VideoFamily:
     mm_plugins: ClassVar[tuple[str, ...]] = ()
     """Class names of the LlamaFactory ``mm_plugin`` classes of the family's templates (host/pooling.py wraps
     their ``process_messages``)."""
+    e2e_tests: ClassVar[dict[str, str]] = {}
+    """For every declared stage and feature, the e2e test (``path::function``) that runs it through the stock
+    ``llamafactory-cli`` on this family's tiny model (checked by ``tests/unit/test_families_coverage.py``)."""
     processor_only_keys: ClassVar[tuple[str, ...]] = ()
     """Keys the family's processor / collator put in a batch that the model's ``forward`` / ``generate`` do not
     take (Qwen3-VL: ``video_metadata``); stages that call ``generate`` themselves drop them."""

@@ -37,6 +37,12 @@ class Qwen3VLFamily(Qwen2VLFamily):
     mm_plugins = ("Qwen3VLPlugin",)
     processor_only_keys = ("video_metadata",)
     tiny_builder = "qwen3_vl"
+    e2e_tests = {
+        "action_cls": "tests/e2e/test_qwen3_vl_cli.py::test_action_cls_on_qwen3_vl",
+        "scst": "tests/e2e/test_qwen3_vl_cli.py::test_scst_on_qwen3_vl",
+        "fastslow_ar": "tests/e2e/test_qwen3_vl_cli.py::test_fastslow_ar_on_qwen3_vl",
+        "video_token_pool_stride": "tests/e2e/test_qwen3_vl_cli.py::test_action_cls_on_qwen3_vl",
+    }
 
     def tokens_per_second(self, config: Any) -> float | None:
         return None  # time is in the timestamp text; every run starts at offset 0
