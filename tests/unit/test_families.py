@@ -16,7 +16,7 @@ from llamafactory_video.model.families import (
     require,
     supported_families,
 )
-from llamafactory_video.model.fastslow import pooled_axis_positions
+from llamafactory_video.model.fastslow import pooled_axis_positions, video_slot_ids
 from llamafactory_video.model.video_pooling import VideoPooling, attach_to_processor, install_on_model
 from llamafactory_video.testing.synthetic_videos import write_video
 
@@ -172,6 +172,12 @@ def test_pooled_placeholders_features_and_positions_agree(family_dir, videos, po
     batch = collator(features)
     grid = batch["video_grid_thw"]
     assert grid[0, 0] != grid[1, 0]  # two videos of different lengths in the first sample
+    assert not set(family.processor_only_keys) & set(batch)  # the host drops them (generate refuses them)
+    if family.processor_only_keys:  # ... because the stock plugin emits them
+        stock = type(template.mm_plugin).get_mm_inputs.__wrapped__(
+            template.mm_plugin, [], videos[2:], [], [0], [1], [0], [features[1]["input_ids"]], processor
+        )
+        assert set(family.processor_only_keys) <= set(stock)
 
     # 1. placeholders: each video its own pooled count (not the first video's, not the stock T*H*W/m^2)
     counts = family.placeholder_counts(grid, merge, pooling)
@@ -204,6 +210,18 @@ def test_pooled_placeholders_features_and_positions_agree(family_dir, videos, po
         out = model(**batch)
     assert torch.isfinite(out.loss)
     assert core.last_pooled_video_features.shape[0] == int((batch["input_ids"] == video_id).sum())
+
+    # 4. fastslow_ar: slot ids number every slot of a sample in order; the block-masked forward runs
+    if family.supports("fastslow_ar"):
+        from llamafactory_video.train.fastslow_ar.trainer import block_mask_inputs
+
+        slots = video_slot_ids(batch["input_ids"], video_id, family.fastslow_slot_counts(grid, merge, pooling))
+        t = grid[:, 0].tolist()
+        assert [int(slots[b].max()) + 1 for b in range(2)] == [t[0] + t[1], t[2]]
+        masked = block_mask_inputs(batch, core, pooling, None)
+        assert masked["attention_mask"].dim() == 4
+        with torch.no_grad():
+            assert torch.isfinite(model(**masked).loss)
 
 
 def test_identity_pooling_positions_equal_the_stock_rope_index(family_dir, videos) -> None:

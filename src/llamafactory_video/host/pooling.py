@@ -2,7 +2,8 @@
 
 * ``process_messages`` of each mm_plugin class a family names (``Qwen2VLPlugin``, ``Qwen3VLPlugin``, ...): when
   the processor carries a :class:`VideoPooling`, each ``<video>`` expands into the pooled number of placeholder
-  tokens, as the family writes them (the host's own expansion otherwise, untouched).
+  tokens, as the family writes them (the host's own expansion otherwise, untouched); their ``get_mm_inputs``
+  drops the keys the family's model does not take (``VideoFamily.processor_only_keys``).
 * ``load_tokenizer`` / ``load_model``: the model key ``video_token_pool_stride`` or a saved ``video_pooling.json``
   (adapter or model directory) applies pooling to the processor and to the model, so every stage, the chat
   engine, the API and ``do_predict`` see the same tokens. The ``fastslow_ar`` workflow applies its own keys.
@@ -29,11 +30,30 @@ def patch_mm_plugin(module: ModuleType) -> None:
     from ..model.families import FAMILIES
 
     names = {name: family for family in FAMILIES.values() for name in family.mm_plugins}
-    for name in names:
+    for name, family in names.items():
         plugin_cls = getattr(module, name, None)
-        if plugin_cls is None or "process_messages" not in vars(plugin_cls):
+        if plugin_cls is None:
             continue
-        _wrap_process_messages(module, plugin_cls)
+        if "process_messages" in vars(plugin_cls):
+            _wrap_process_messages(module, plugin_cls)
+        if family.processor_only_keys:
+            _drop_processor_only_keys(plugin_cls, family.processor_only_keys)
+
+
+def _drop_processor_only_keys(plugin_cls: type, keys: tuple[str, ...]) -> None:
+    r"""``get_mm_inputs`` without the keys the family's processor emits but its model does not take (Qwen3-VL's
+    ``video_metadata``: stock 0.9.5 passes it into the batch, and ``generate`` refuses unknown kwargs, so stock
+    ``sft`` ``predict_with_generate`` on a Qwen3-VL video dataset fails)."""
+    original = plugin_cls.get_mm_inputs
+
+    def get_mm_inputs(self, *args, **kwargs):
+        mm_inputs = original(self, *args, **kwargs)
+        for key in keys:
+            mm_inputs.pop(key, None)
+        return mm_inputs
+
+    get_mm_inputs.__wrapped__ = original
+    plugin_cls.get_mm_inputs = get_mm_inputs
 
 
 def _wrap_process_messages(module: ModuleType, plugin_cls: type) -> None:

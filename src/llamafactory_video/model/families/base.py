@@ -58,6 +58,12 @@ class VideoFamily:
     """Whether the model's ``generate(num_return_sequences=K)`` repeats the visual inputs per sample correctly; when
     not (frames of all samples in one tensor, split by placeholder counts), ``scst`` repeats the prompt batch itself
     with :meth:`repeat_visual_inputs` and samples one sequence per row."""
+    e2e_tests: ClassVar[dict[str, str]] = {}
+    """For every declared stage and feature, the e2e test (``path::function``) that runs it through the stock
+    ``llamafactory-cli`` on this family's tiny model (checked by ``tests/unit/test_families_coverage.py``)."""
+    processor_only_keys: ClassVar[tuple[str, ...]] = ()
+    """Keys the family's processor / collator put in a batch that the model's ``forward`` / ``generate`` do not
+    take (Qwen3-VL: ``video_metadata``); stages that call ``generate`` themselves drop them."""
     tiny_builder: ClassVar[str] = ""
     """Key of the family's tiny offline builder in ``testing.tiny_families.FAMILY_BUILDERS``."""
 
@@ -148,5 +154,6 @@ class VideoFamily:
 
     # ------------------------------------------------------------------------------------------- stage hooks
     def fastslow_slot_counts(self, video_grid_thw: torch.Tensor, merge_size: int, pooling: Any) -> list[list[int]]:
-        r"""Per video, the pooled token count of each temporal slot (``fastslow_ar``'s slot ids)."""
+        r"""Per placeholder run, the pooled token count of each temporal slot in it (``fastslow_ar``'s slot ids,
+        :func:`~llamafactory_video.model.fastslow.video_slot_ids`)."""
         raise FamilyNotSupported(f"{self.name}: fastslow_ar is not implemented")

@@ -32,6 +32,10 @@ class InternVLFamily(VideoFamily):
     mm_plugins = ("InternVLPlugin",)
     generate_repeats_visual_inputs = False  # generate repeat_interleaves pixel_values frame by frame
     tiny_builder = "intern_vl"
+    e2e_tests = {
+        "action_cls": "tests/e2e/test_intern_vl_cli.py::test_action_cls_on_intern_vl",
+        "scst": "tests/e2e/test_intern_vl_cli.py::test_scst_on_intern_vl",
+    }
 
     # ------------------------------------------------------------------------------------------- modules
     def find_core(self, model: nn.Module) -> nn.Module:

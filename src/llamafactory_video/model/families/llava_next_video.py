@@ -34,6 +34,10 @@ class LlavaNextVideoFamily(VideoFamily):
     mm_plugins = ("LlavaNextVideoPlugin",)
     generate_repeats_visual_inputs = False  # a packed (1, sum F) row would be repeated whole, not per sample
     tiny_builder = "llava_next_video"
+    e2e_tests = {
+        "action_cls": "tests/e2e/test_llava_next_video_cli.py::test_action_cls_on_llava_next_video",
+        "scst": "tests/e2e/test_llava_next_video_cli.py::test_scst_on_llava_next_video",
+    }
 
     # ------------------------------------------------------------------------------------------- modules
     def find_core(self, model: nn.Module) -> nn.Module:

@@ -40,6 +40,12 @@ class Qwen2VLFamily(VideoFamily):
     features = frozenset({"video_token_pool_stride"})
     mm_plugins = ("Qwen2VLPlugin",)
     tiny_builder = "qwen2_5_vl"
+    e2e_tests = {
+        "action_cls": "tests/e2e/test_action_cls_cli.py::test_learns_the_synthetic_task",
+        "scst": "tests/e2e/test_scst_cli.py::test_scst_raises_held_out_cider_of_greedy_captions",
+        "fastslow_ar": "tests/e2e/test_fastslow_ar_cli.py::test_fastslow_ar_trains_saves_resumes_and_predicts",
+        "video_token_pool_stride": "tests/e2e/test_fastslow_ar_cli.py::test_sft_with_video_token_pool_stride",
+    }
 
     # ------------------------------------------------------------------------------------------- modules
     def find_core(self, model: nn.Module) -> nn.Module:

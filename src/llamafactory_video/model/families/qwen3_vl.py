@@ -32,10 +32,17 @@ class Qwen3VLFamily(Qwen2VLFamily):
     title = "Qwen3-VL"
     model_types = ("qwen3_vl",)
     templates = ("qwen3_vl", "qwen3_vl_nothink")
-    stages = frozenset({"action_cls"})
+    stages = frozenset({"action_cls", "scst", "fastslow_ar"})
     features = frozenset({"video_token_pool_stride"})
     mm_plugins = ("Qwen3VLPlugin",)
+    processor_only_keys = ("video_metadata",)
     tiny_builder = "qwen3_vl"
+    e2e_tests = {
+        "action_cls": "tests/e2e/test_qwen3_vl_cli.py::test_action_cls_on_qwen3_vl",
+        "scst": "tests/e2e/test_qwen3_vl_cli.py::test_scst_on_qwen3_vl",
+        "fastslow_ar": "tests/e2e/test_qwen3_vl_cli.py::test_fastslow_ar_on_qwen3_vl",
+        "video_token_pool_stride": "tests/e2e/test_qwen3_vl_cli.py::test_action_cls_on_qwen3_vl",
+    }
 
     def tokens_per_second(self, config: Any) -> float | None:
         return None  # time is in the timestamp text; every run starts at offset 0
@@ -46,6 +53,11 @@ class Qwen3VLFamily(Qwen2VLFamily):
     # ------------------------------------------------------------------------------------------- placeholders
     def placeholder_runs(self, video_grid_thw, merge_size, pooling=None):
         return self.slot_runs(video_grid_thw, merge_size, pooling)
+
+    def fastslow_slot_counts(self, video_grid_thw, merge_size, pooling):
+        r"""One entry per placeholder run (here: per slot), each ``[count]``: slot ids then number the runs on
+        through the sample, the timestamp text between them staying text."""
+        return [[count] for video in self.slot_runs(video_grid_thw, merge_size, pooling) for count in video]
 
     def timestamps(self, processor: Any, mm_inputs: dict, index: int, num_slots: int) -> list[float]:
         r"""Seconds of each slot of video ``index`` (the mean time of its frames), from that video's own

@@ -144,6 +144,7 @@ class ScstTrainer(VideoStageTrainer):
         (Qwen2.5-VL expands them per sample), and ``mm_token_type_ids`` for the Qwen2-VL family, from which the
         model derives the M-RoPE positions (with the attention mask, so left padding is skipped)."""
         drop = ("references", "categories", "sample_keys", "labels", "position_ids", "rope_deltas")
+        drop += self.family.processor_only_keys if self.family is not None else ()
         out = {k: v for k, v in inputs.items() if k not in drop}
         for key in PER_SAMPLE_KEYS:
             if isinstance(out.get(key), (list, tuple)):
