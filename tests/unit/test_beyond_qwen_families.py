@@ -145,3 +145,28 @@ def test_repeated_prompts_see_their_own_frames(family_name, videos, tmp_path) ->
             n = alone.shape[0]
             for j in range(k):
                 torch.testing.assert_close(logits[b * k + j, :n], alone, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("family_name", ["intern_vl", "llava_next_video"])
+def test_pooling_and_fastslow_refused_before_the_model_loads(family_name, tmp_path) -> None:
+    r"""``video_token_pool_stride`` stops in ``load_tokenizer`` (no model loaded yet) and ``fastslow_ar`` at its
+    template, both naming the family and the families that do serve them."""
+    from llamafactory.hparams import get_train_args
+    from llamafactory.model import load_tokenizer
+
+    from llamafactory_video.model.families import FamilyNotSupported, require, supported_families
+
+    family = FAMILIES[family_name]
+    model_dir = FAMILY_BUILDERS[family.tiny_builder](str(tmp_path / family_name))
+    model_args, *_ = get_train_args(
+        {"stage": "sft", "model_name_or_path": model_dir, "do_train": True, "finetuning_type": "lora",
+         "template": family.templates[0], "dataset": "unused", "output_dir": str(tmp_path / "out"),
+         "report_to": "none", "video_token_pool_stride": 2}
+    )
+    with pytest.raises(FamilyNotSupported) as err:
+        load_tokenizer(model_args)
+    assert family_name in str(err.value)
+    assert all(name in str(err.value) for name in supported_families("video_token_pool_stride"))
+    for template in family.templates:
+        with pytest.raises(FamilyNotSupported, match=family_name):
+            require("fastslow_ar", template)
