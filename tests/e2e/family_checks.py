@@ -75,9 +75,9 @@ def check_stock_sft(model_dir: str, template: str, workdir: str) -> None:
 
 
 def check_scst(model_dir: str, template: str, caption_data: dict, workdir: str) -> None:
-    r"""``scst`` from the base model (LoRA, 2 steps, 2 samples per prompt, greedy baseline) on clips of different
-    lengths: logs its rewards, saves the adapter, writes greedy captions; a reload from the adapter writes the same
-    captions."""
+    r"""``scst`` from the base model (LoRA, 2 steps, 2 samples per prompt, greedy baseline): logs its rewards,
+    saves the adapter, writes greedy captions; a reload from the adapter writes the same captions. (Repeats of
+    samples with clips of different lengths: ``tests/unit/test_beyond_qwen_families.py``.)"""
     out = os.path.join(workdir, "out")
     config = dict(
         model_name_or_path=model_dir, stage="scst", template=template, do_train=True, do_predict=True,
