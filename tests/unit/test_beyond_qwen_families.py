@@ -170,3 +170,20 @@ def test_pooling_and_fastslow_refused_before_the_model_loads(family_name, tmp_pa
     for template in family.templates:
         with pytest.raises(FamilyNotSupported, match=family_name):
             require("fastslow_ar", template)
+
+
+@pytest.mark.parametrize("family_name", ["intern_vl", "llava_next_video"])
+def test_scst_beam_search_refused_before_anything_loads(family_name, tmp_path) -> None:
+    r"""transformers' beam expansion would give the beams other samples' frames on these families."""
+    from llamafactory.hparams import get_train_args
+
+    from llamafactory_video.train.scst.workflow import run_scst
+
+    family = FAMILIES[family_name]
+    args = get_train_args(
+        {"stage": "scst", "model_name_or_path": str(tmp_path / "never-loaded"), "do_train": True,
+         "finetuning_type": "lora", "template": family.templates[0], "dataset": "unused",
+         "output_dir": str(tmp_path / "out"), "report_to": "none", "scst_baseline": "beam", "scst_beam_width": 3}
+    )
+    with pytest.raises(ValueError, match=f"{family_name}.*beam search"):
+        run_scst(*args)
