@@ -246,3 +246,32 @@ def test_identity_pooling_positions_equal_the_stock_rope_index(family_dir, video
         **({"second_per_grid_ts": batch["second_per_grid_ts"]} if "second_per_grid_ts" in batch else {}),
     )
     assert torch.equal(ours, stock)
+
+
+def test_host_contract_for_family_plugins():
+    r"""What host/pooling.py relies on for every family's LlamaFactory plugin and loader (test_host_contract style)."""
+    import dataclasses
+    import inspect
+
+    from llamafactory.data import mm_plugin
+    from llamafactory.model import loader
+
+    assert list(inspect.signature(loader.load_config).parameters) == ["model_args"]
+    for family in FAMILIES.values():
+        for name in family.mm_plugins:
+            plugin = getattr(mm_plugin, name)
+            assert plugin in mm_plugin.PLUGINS.values(), name
+            wrapped = plugin.process_messages.__wrapped__  # ours wraps the plugin's own process_messages
+            assert list(inspect.signature(wrapped).parameters) == [
+                "self", "messages", "images", "videos", "audios", "processor"
+            ], name
+            if not family.supports("video_token_pool_stride"):
+                continue  # the pooled expansion below never runs for it (load_tokenizer refuses the key)
+            for attr in ("_validate_input", "_validate_messages", "_get_mm_token_metadata", "_get_mm_inputs",
+                         "vision_bos_token", "vision_eos_token", "video_token", "image_token"):
+                assert hasattr(plugin, attr) or attr in {f.name for f in dataclasses.fields(plugin)}, (name, attr)
+            if family.processor_only_keys:
+                assert hasattr(plugin.get_mm_inputs, "__wrapped__"), name
+    # Qwen3-VL's stock expansion: one timestamped run per slot (what Qwen3VLFamily writes on the pooled path)
+    stock = inspect.getsource(inspect.unwrap(mm_plugin.Qwen3VLPlugin.process_messages))  # under host/qwen3_vl.py
+    assert "seconds>" in stock and "_calculate_timestamps" in stock

@@ -112,7 +112,7 @@ def patch_model_loader(module: ModuleType) -> None:
             from ..model.families import require
 
             # refused here, before the model loads, when the model's family cannot pool
-            require("video_token_pool_stride", model_or_config=model_args.model_name_or_path)
+            require("video_token_pool_stride", model_or_config=module.load_config(model_args))
             attach_to_processor(tokenizer_module.get("processor"), pooling)
             side = merged_side(tokenizer_module.get("processor"))
             maxlen = getattr(model_args, "video_maxlen", None)

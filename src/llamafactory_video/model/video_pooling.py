@@ -182,9 +182,13 @@ def slots_for_frames(num_frames: int, temporal_patch_size: int = 2) -> int:
 
 
 def merged_side(processor: Any) -> int:
-    r"""Merged tokens per side of a square frame at the processor's ``video_max_pixels`` (28 px per merged token)."""
+    r"""Merged tokens per side of a square frame at the processor's ``video_max_pixels`` (``patch_size x
+    merge_size`` px per merged token: 28 on Qwen2-VL / Qwen2.5-VL, 32 on Qwen3-VL)."""
     max_pixels = getattr(processor, "video_max_pixels", None) or 256 * 256
-    return max(1, int(max_pixels**0.5) // 28)
+    image_processor = getattr(processor, "image_processor", None)
+    patch, merge = getattr(image_processor, "patch_size", None), getattr(image_processor, "merge_size", None)
+    token_px = int(patch) * int(merge) if isinstance(patch, int) and isinstance(merge, int) else 28
+    return max(1, int(max_pixels**0.5) // token_px)
 
 
 def processor_pooling(processor: Any) -> VideoPooling | None:

@@ -82,6 +82,7 @@ def build_tiny_qwen3_vl(
     vision_hidden_size: int = 32,
     vision_num_heads: int = 2,
     deepstack_visual_indexes: tuple[int, ...] = (0,),
+    vocab_size: int | None = None,
 ) -> str:
     r"""Write a tiny random Qwen3-VL checkpoint (``Qwen3VLForConditionalGeneration``) with the Qwen2 BPE tokenizer
     of :func:`~.tiny_model.build_tiny_tokenizer` (Qwen3-VL keeps Qwen2-VL's special tokens) and a real
@@ -90,7 +91,8 @@ def build_tiny_qwen3_vl(
     Text: ``hidden_size`` wide, ``num_layers`` layers, interleaved M-RoPE (``mrope_section`` splitting
     ``head_dim / 2``). Vision: ``vision_depth`` blocks of ``vision_hidden_size``, patch 16, merge 2, temporal patch
     2, an 8 x 8 learned position grid, deepstack features from the blocks in ``deepstack_visual_indexes`` (added to
-    the first decoder layers).
+    the first decoder layers). ``vocab_size`` (>= the tokenizer) overrides ``vocab_layout`` (e.g. the real
+    151936 rows for benchmarks).
     """
     import torch
     from transformers import GenerationConfig, Qwen3VLConfig, Qwen3VLForConditionalGeneration
@@ -111,7 +113,10 @@ def build_tiny_qwen3_vl(
     tokenizer = build_tiny_tokenizer()
     processor = build_tiny_qwen3_vl_processor(tokenizer)
     num_tokens = len(tokenizer)
-    vocab_size = _padded(num_tokens) if vocab_layout == "padded" else num_tokens
+    if vocab_size is None:
+        vocab_size = _padded(num_tokens) if vocab_layout == "padded" else num_tokens
+    elif vocab_size < num_tokens:
+        raise ValueError(f"vocab_size={vocab_size} is smaller than the tokenizer ({num_tokens} tokens)")
     ids = {name: tokenizer.convert_tokens_to_ids(token) for name, token in (
         ("pad", "<|endoftext|>"), ("eos", "<|im_end|>"), ("image", "<|image_pad|>"), ("video", "<|video_pad|>"),
         ("vision_start", "<|vision_start|>"), ("vision_end", "<|vision_end|>"),

@@ -50,7 +50,7 @@ def _config_of(model_or_config: Any) -> Any:
     if isinstance(model_or_config, (str, os.PathLike)):
         from transformers import AutoConfig
 
-        return AutoConfig.from_pretrained(str(model_or_config), trust_remote_code=True)
+        return AutoConfig.from_pretrained(str(model_or_config))
     config = getattr(model_or_config, "config", None)
     if config is not None and not hasattr(model_or_config, "model_type"):
         return config

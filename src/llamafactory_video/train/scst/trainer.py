@@ -31,15 +31,11 @@ METRIC_PREFIX = "scst"
 PER_SAMPLE_KEYS = ("second_per_grid_ts",)  # per-sample lists the collator leaves as lists; generate wants tensors
 
 
-def expand_visual_inputs(
-    inputs: dict[str, Any], repeats: int, family: Any = None, config: Any = None
-) -> dict[str, Any]:
+def expand_visual_inputs(inputs: dict[str, Any], repeats: int, family: Any, config: Any = None) -> dict[str, Any]:
     r"""Repeat each sample's visual inputs ``repeats`` times (sample-major, like ``num_return_sequences``), as the
     model's family says (:meth:`~llamafactory_video.model.families.base.VideoFamily.repeat_visual_inputs`;
-    default: the Qwen2-VL family's grid-split rule)."""
-    from ...model.families import FAMILIES
-
-    return (family or FAMILIES["qwen2_vl"]).repeat_visual_inputs(inputs, repeats, config=config)
+    ``config``: the model's, for families that split a batch's frames by placeholder counts)."""
+    return family.repeat_visual_inputs(inputs, repeats, config=config)
 
 
 class ScstTrainer(VideoStageTrainer):
