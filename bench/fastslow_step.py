@@ -57,6 +57,10 @@ from action_cls_step import time_summary  # bench/ is on sys.path (script direct
 HERE = os.path.dirname(os.path.abspath(__file__))
 os.environ.setdefault("LLAMAFACTORY_VERBOSITY", "WARN")  # the host's per-model INFO lines, 4 routes over
 ROUTES = ("sft", "sft_pool2", "fastslow", "fastslow_nomask")
+#: model family -> (LlamaFactory template, px per merged LLM token, quick frame side)
+FAMILY_TEMPLATES = {"qwen2_5_vl": "qwen2_vl", "qwen3_vl": "qwen3_vl"}
+FAMILY_TOKEN_PX = {"qwen2_5_vl": 28, "qwen3_vl": 32}
+FAMILY_QUICK_SIDE = {"qwen2_5_vl": 112, "qwen3_vl": 128}
 PROMPT = "What is happening in this video?"
 ANSWER = "A red square moves slowly to the right across the screen and stops near the corner."
 FPS = 2.0  # written and sampled at the host's default video_fps: every frame is kept
@@ -69,15 +73,23 @@ def prepare_assets(args: argparse.Namespace) -> tuple[str, list[str]]:
     from llamafactory_video.testing.tiny_model import build_tiny_model, build_tiny_processor
 
     model_dir = os.path.join(
-        args.workdir, f"fastslow_qwen2_5_vl_h{args.hidden}_l{args.layers}_v{args.vocab}_s{args.side}"
+        args.workdir, f"fastslow_{args.family}_h{args.hidden}_l{args.layers}_v{args.vocab}_s{args.side}"
     )
     if not os.path.isfile(os.path.join(model_dir, "config.json")):
         from transformers import AutoTokenizer
 
         partial = f"{model_dir}.partial{os.getpid()}"  # renamed when complete: an interrupted build is not reused
-        build_tiny_model(partial, hidden_size=args.hidden, num_layers=args.layers, vocab_size=args.vocab)
-        tokenizer = AutoTokenizer.from_pretrained(partial)
-        build_tiny_processor(tokenizer, min_pixels=56 * 56, max_pixels=args.side * args.side).save_pretrained(partial)
+        if args.family == "qwen3_vl":
+            from llamafactory_video.testing.tiny_families import build_tiny_qwen3_vl, build_tiny_qwen3_vl_processor
+
+            build_tiny_qwen3_vl(partial, hidden_size=args.hidden, num_layers=args.layers, vocab_size=args.vocab)
+            tokenizer = AutoTokenizer.from_pretrained(partial)
+            processor = build_tiny_qwen3_vl_processor(tokenizer, max_pixels=args.side * args.side)
+        else:
+            build_tiny_model(partial, hidden_size=args.hidden, num_layers=args.layers, vocab_size=args.vocab)
+            tokenizer = AutoTokenizer.from_pretrained(partial)
+            processor = build_tiny_processor(tokenizer, min_pixels=56 * 56, max_pixels=args.side * args.side)
+        processor.save_pretrained(partial)
         os.replace(partial, model_dir)
     video_dir = os.path.join(args.workdir, "fastslow_videos")
     classes = action_classes(4)
@@ -98,7 +110,7 @@ def route_keys(args: argparse.Namespace, route: str, model_dir: str, output_dir:
         "model_name_or_path": model_dir,
         "do_train": True,
         "finetuning_type": "full",
-        "template": "qwen2_vl",
+        "template": FAMILY_TEMPLATES[args.family],
         "dataset": "unused",
         "output_dir": output_dir,
         "video_fps": FPS,
@@ -297,7 +309,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--vocab", type=int, default=151936)
     parser.add_argument("--batch", type=int, default=2)
     parser.add_argument("--frames", type=int, default=16, help="frames per video (even: 2 frames per slot)")
-    parser.add_argument("--side", type=int, default=224, help="frame side in px (multiple of 28)")
+    parser.add_argument("--side", type=int, default=224, help="frame side in px (multiple of 28; Qwen3-VL: of 32)")
+    parser.add_argument("--family", default="qwen2_5_vl", choices=sorted(FAMILY_TEMPLATES), help="tiny model family")
     parser.add_argument("--steps", type=int, default=8)
     parser.add_argument("--routes", default=",".join(ROUTES), help=f"comma list of {', '.join(ROUTES)}")
     parser.add_argument("--quick", action="store_true", help="small sizes, 1 step, no CPU peak memory: a smoke run")
@@ -313,13 +326,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--route", default="sft", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.quick:
-        quick = {"hidden": 64, "layers": 2, "vocab": 32000, "batch": 1, "frames": 8, "side": 112, "steps": 1}
+        quick = {
+            "hidden": 64, "layers": 2, "vocab": 32000, "batch": 1, "frames": 8,
+            "side": FAMILY_QUICK_SIDE[args.family], "steps": 1,
+        }
         for key, value in quick.items():
             setattr(args, key, value)
     if args.memory is None:
         args.memory = not args.quick
-    if args.frames % 2 or args.side % 28:
-        parser.error("--frames must be even and --side a multiple of 28")
+    if args.frames % 2 or args.side % FAMILY_TOKEN_PX[args.family]:
+        parser.error(f"--frames must be even and --side a multiple of {FAMILY_TOKEN_PX[args.family]}")
     args.routes = [r.strip() for r in args.routes.split(",") if r.strip()]
     if "sft" not in args.routes or any(r not in ROUTES for r in args.routes):
         parser.error(f"--routes: a comma list of {ROUTES} that includes sft (the reference)")
@@ -374,7 +390,8 @@ def main(argv: list[str] | None = None) -> int:
         },
         "when": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "config": {
-            k: getattr(args, k) for k in ("hidden", "layers", "vocab", "batch", "frames", "side", "steps", "quick")
+            k: getattr(args, k)
+            for k in ("family", "hidden", "layers", "vocab", "batch", "frames", "side", "steps", "quick")
         },
         "routes": info,
         "final_loss": losses,
@@ -395,7 +412,8 @@ def main(argv: list[str] | None = None) -> int:
             "peak_memory": None if memory[route] is None else memory["sft"] / max(memory[route], 1e-9),
         }
     print(
-        f"fastslow step on {args.device} (hidden {args.hidden}, {args.layers} layers, vocab {args.vocab}, "
+        f"fastslow step on {args.device} ({args.family}, hidden {args.hidden}, {args.layers} layers, "
+        f"vocab {args.vocab}, "
         f"batch {args.batch} x {args.frames} frames of {args.side} px):"
     )
     for route in names:
@@ -412,7 +430,8 @@ def main(argv: list[str] | None = None) -> int:
             f"step time x{r['step_time']:.2f} (CPU time x{r['step_cpu_time']:.2f})"
             + ("" if r["peak_memory"] is None else f", peak memory x{r['peak_memory']:.2f}")
         )
-    output = args.output or os.path.join(HERE, "results", f"fastslow_step_{args.device}.json")
+    suffix = "" if args.family == "qwen2_5_vl" else f"_{args.family}"
+    output = args.output or os.path.join(HERE, "results", f"fastslow_step_{args.device}{suffix}.json")
     os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
     with open(output, "w", encoding="utf-8") as f:
         json.dump(result, f, indent=2)

@@ -45,6 +45,8 @@ ACTION_CLS_SIZES = ((64, 2), (256, 4), (512, 4))
 SCST_SIZES = ((64, 2), (256, 4))
 #: sizes of the fastslow_ar step benchmark on CPU and on a GPU (2 videos x 16 frames of 224 px either way)
 FASTSLOW_SIZES = {"cpu": ((64, 2), (256, 4)), "cuda": ((256, 4), (1024, 8))}
+#: families of the fastslow_ar step benchmark, each beside the others at every size
+FASTSLOW_FAMILIES = {"qwen2_5_vl": "Qwen2.5-VL", "qwen3_vl": "Qwen3-VL"}
 
 
 @dataclass
@@ -353,15 +355,18 @@ def bench_fastslow_ar(ctx: Context) -> dict[str, Any]:
     """``fastslow_ar`` and ``sft`` + ``video_token_pool_stride: 2`` steps vs stock ``sft``: tokens, time, memory."""
     sizes = [None] if ctx.quick else FASTSLOW_SIZES[ctx.device]
     variants, raws = [], []
-    for size in sizes:
-        args = ["--device", ctx.device, "--workdir", ctx.workdir]
+    for size, family in [(size, family) for size in sizes for family in FASTSLOW_FAMILIES]:
+        args = ["--device", ctx.device, "--workdir", ctx.workdir, "--family", family]
         args += ["--quick"] if size is None else ["--hidden", str(size[0]), "--layers", str(size[1])]
-        raw = run_script(ctx, "fastslow_step.py", args, f"fastslow_step_{_size_tag(size)}")
+        if size is not None and family == "qwen3_vl":
+            args += ["--side", "256"]  # 8 x 8 merged tokens of 32 px, as 224 px gives on Qwen2.5-VL
+        raw = run_script(ctx, "fastslow_step.py", args, f"fastslow_step_{family}_{_size_tag(size)}")
         cfg = raw["config"]
         variants.append(
             {
-                "label": f"h{cfg['hidden']} l{cfg['layers']} v{cfg['vocab']} B{cfg['batch']}x{cfg['frames']}f "
-                f"{cfg['side']}px",
+                "label": f"{FASTSLOW_FAMILIES[family]} h{cfg['hidden']} l{cfg['layers']} v{cfg['vocab']} "
+                f"B{cfg['batch']}x{cfg['frames']}f {cfg['side']}px",
+                "family": family,
                 "config": cfg,
                 "routes": {
                     route: {

@@ -126,10 +126,12 @@ def build(args: argparse.Namespace) -> dict[str, Any]:
 def stage_view(model: torch.nn.Module) -> SimpleNamespace:
     """The attributes ``ScstTrainer``'s prompt / teacher-forced input builders read, for a model outside a trainer:
     the bench calls the stage's own ``_model_inputs`` / ``_teacher_forced_inputs`` on it."""
+    from llamafactory_video.model.families import family_for
     from llamafactory_video.train.scst.tokens import mm_token_type_ids, rope_needs_mm_token_types
 
     image_id, video_id = getattr(model.config, "image_token_id", None), getattr(model.config, "video_token_id", None)
     return SimpleNamespace(
+        family=family_for(model),
         image_token_id=image_id,
         video_token_id=video_id,
         use_mm_token_types=rope_needs_mm_token_types(model) and (image_id is not None or video_id is not None),

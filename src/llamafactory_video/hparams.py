@@ -699,15 +699,16 @@ class VideoGeneratingArguments(GeneratingArguments):
 
 @dataclass
 class VideoModelArguments(ModelArguments):
-    r"""LlamaFactory's ``ModelArguments`` plus visual token pooling for the Qwen2-VL family, usable by any stage
+    r"""LlamaFactory's ``ModelArguments`` plus visual token pooling for the families that pool, usable by any stage
     (stock ``sft`` included; seed 003's short-video QA on one GPU)."""
 
     video_token_pool_stride: int = field(
         default=1,
         metadata={
-            "help": "Pool every video slot (2 frames) of Qwen2-VL / Qwen2.5-VL with this stride on the merged token "
-            "grid: 2 = 4x fewer video tokens, 1 = off. Placeholders, features and M-RoPE positions are pooled "
-            "together. Give the same key at inference (a fastslow_ar run saves its own pooling beside the adapter)."
+            "help": "Pool every video slot (2 frames) with this stride on the merged token grid (families that pool: "
+            "Qwen2-VL, Qwen2.5-VL, Qwen3-VL; docs/families.md): 2 = 4x fewer video tokens, 1 = off. Placeholders, "
+            "features and M-RoPE positions are pooled together. Give the same key at inference (a fastslow_ar run "
+            "saves its own pooling beside the adapter)."
         },
     )
     video_token_pool_mode: Literal["average", "max", "bilinear"] = field(

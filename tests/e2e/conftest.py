@@ -37,3 +37,32 @@ def tiny_qwen2vl_exact_vocab(tmp_path_factory) -> str:
     return build_tiny_model(
         str(tmp_path_factory.mktemp("models") / "tiny-qwen2-vl-exact"), arch="qwen2_vl", vocab_layout="exact"
     )
+
+
+@pytest.fixture(scope="session")
+def tiny_qwen3vl(tmp_path_factory) -> str:
+    r"""One tiny Qwen3-VL per session (``testing/tiny_families.py``), shared by every Qwen3-VL e2e test."""
+    from llamafactory_video.testing.tiny_families import build_tiny_qwen3_vl
+
+    return build_tiny_qwen3_vl(str(tmp_path_factory.mktemp("models") / "tiny-qwen3-vl"))
+
+
+@pytest.fixture(scope="session")
+def tiny_intern_vl(tmp_path_factory) -> str:
+    r"""One tiny InternVL per session (``testing/tiny_beyond_qwen.py``), embedding without spare rows as the
+    released -hf checkpoints: ``<ACTION>`` resizes it."""
+    from llamafactory_video.testing.tiny_families import FAMILY_BUILDERS
+
+    return FAMILY_BUILDERS["intern_vl"](
+        str(tmp_path_factory.mktemp("models") / "tiny-intern-vl"), vocab_layout="exact"
+    )
+
+
+@pytest.fixture(scope="session")
+def tiny_llava_next_video(tmp_path_factory) -> str:
+    r"""One tiny LLaVA-NeXT-Video per session, embedding without spare rows as the released -hf checkpoint."""
+    from llamafactory_video.testing.tiny_families import FAMILY_BUILDERS
+
+    return FAMILY_BUILDERS["llava_next_video"](
+        str(tmp_path_factory.mktemp("models") / "tiny-llava-next-video"), vocab_layout="exact"
+    )

@@ -155,6 +155,61 @@ def test_pooling_patch_points():
         assert params[:5] == ["self", "input_ids", "mm_token_type_ids", "image_grid_thw", "video_grid_thw"]
 
 
+def test_qwen3_vl_placeholder_patch_points():
+    r"""What host/qwen3_vl.py relies on in LlamaFactory's Qwen3VLPlugin and transformers' Qwen3VLProcessor."""
+    from llamafactory.data import mm_plugin
+    from transformers import Qwen3VLProcessor
+
+    plugin = mm_plugin.Qwen3VLPlugin
+    assert mm_plugin.PLUGINS["qwen3_vl"] is plugin and issubclass(plugin, mm_plugin.Qwen2VLPlugin)
+    stock_code = inspect.unwrap(vars(plugin)["process_messages"])
+    assert stock_code.__qualname__ == "Qwen3VLPlugin.process_messages"
+    assert list(inspect.signature(stock_code).parameters) == [
+        "self",
+        "messages",
+        "images",
+        "videos",
+        "audios",
+        "processor",
+    ]
+    stock = inspect.getsource(stock_code)
+    assert "video_metadata[idx]" in stock and "video_grid_thw[0][0]" in stock  # the two lines our expansion replaces
+    for name in ("_validate_input", "_validate_messages", "_get_mm_token_metadata", "_get_mm_inputs"):
+        assert callable(getattr(plugin, name)), name
+    assert "video_metadata" in inspect.getsource(plugin._get_video_token_metadata)
+    assert list(inspect.signature(Qwen3VLProcessor._calculate_timestamps).parameters) == [
+        "self",
+        "indices",
+        "video_fps",
+        "merge_size",
+    ]
+    call = inspect.getsource(Qwen3VLProcessor.__call__)
+    assert "self.video_processor.temporal_patch_size" in call and "video_grid_thw[index][1:].prod()" in call
+
+
+def test_llava_next_video_patch_points():
+    r"""What host/llava_next_video.py relies on: the host still calls the video processor with ``images=None``,
+    which transformers 5.6's LLaVA-NeXT-Video video processor rejects."""
+    import numpy as np
+    from llamafactory.data import mm_plugin
+    from transformers import LlavaNextVideoVideoProcessor
+
+    plugin = mm_plugin.LlavaNextVideoPlugin
+    assert mm_plugin.PLUGINS["llava_next_video"] is plugin
+    wrapped = plugin._get_mm_inputs
+    assert "_get_mm_inputs" in vars(plugin) and wrapped.__wrapped__ is mm_plugin.BasePlugin._get_mm_inputs
+    stock = inspect.getsource(mm_plugin.BasePlugin._get_mm_inputs)
+    assert "video_processor(images=None, videos=videos" in stock
+    assert "videos" in inspect.signature(LlavaNextVideoVideoProcessor.preprocess).parameters
+    messages = inspect.unwrap(vars(plugin)["process_messages"])
+    assert messages.__qualname__ == "LlavaNextVideoPlugin.process_messages"
+    source = inspect.getsource(messages)
+    assert "num_frames = one_video.shape[0]" in source  # every video of a sample gets the first one's frames
+    assert "image_seqlen // 4 * num_frames" in source  # our per-video count keeps this per-frame formula
+    with pytest.raises(TypeError, match="images"):
+        LlavaNextVideoVideoProcessor()(images=None, videos=[[np.zeros((28, 28, 3), "uint8")] * 2])
+
+
 def test_dataset_attr_reads_extra_columns_and_label_names():
     from llamafactory.data.parser import DatasetAttr
 

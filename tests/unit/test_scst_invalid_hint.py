@@ -25,7 +25,7 @@ def test_scst_bad_samples_hint_names_scst_remedies(monkeypatch):
         raise AssertionError("the model must not load before the data check")
 
     monkeypatch.setattr(workflow, "load_model", no_model)
-    args = SimpleNamespace(dataset_dir="/data/here")
+    args = SimpleNamespace(dataset_dir="/data/here", template="qwen2_vl")
     with pytest.raises(ValueError) as info:
         workflow.run_scst(SimpleNamespace(), args, SimpleNamespace(), SimpleNamespace(stage="scst"), SimpleNamespace())
     message = str(info.value)

@@ -94,13 +94,15 @@ def test_non_finite_reward_stops_with_the_captions():
     ScstTrainer._check_finite(np.array([0.5, 1.0]), ["a", "b"], ["k1", "k2"])
 
 
-def test_expand_visual_inputs_repeats_each_sample():
+@pytest.mark.parametrize("family", ["qwen2_vl", "qwen3_vl"])
+def test_expand_visual_inputs_repeats_each_sample(family):
+    from llamafactory_video.model.families import FAMILIES
     from llamafactory_video.train.scst.trainer import expand_visual_inputs
 
     grid = torch.tensor([[1, 2, 2], [2, 2, 2]])  # 4 and 8 patch rows
     pixels = torch.arange(12).float().unsqueeze(-1)
     out = expand_visual_inputs(
-        {"pixel_values_videos": pixels, "video_grid_thw": grid, "second_per_grid_ts": [0.5, 1.0]}, 2
+        {"pixel_values_videos": pixels, "video_grid_thw": grid, "second_per_grid_ts": [0.5, 1.0]}, 2, FAMILIES[family]
     )
     assert out["pixel_values_videos"].flatten().tolist() == [0, 1, 2, 3] * 2 + list(range(4, 12)) * 2
     assert out["video_grid_thw"].tolist() == [[1, 2, 2], [1, 2, 2], [2, 2, 2], [2, 2, 2]]

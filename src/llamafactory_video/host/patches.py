@@ -8,7 +8,11 @@
 | llamafactory.data.parser         | DatasetAttr.join also reads extra columns and `label_names`           |
 | llamafactory.data.loader         | plugin stages: extra columns kept, sample indices, own processor,     |
 |                                  | videos probed before training, load errors naming file/sample/key     |
-| llamafactory.data.mm_plugin      | qwen2_vl: pooled <|video_pad|> count when the processor asks for it;  |
+| llamafactory.data.mm_plugin      | each family's plugin: pooled video placeholders when asked (families) |
+|                                  | qwen3_vl: each video expanded from its own grid + timestamps (0.9.5  |
+|                                  | used the first video's slot count and the message index; qwen3_vl.py)|
+|                                  | llava_next_video: videos reach transformers 5.6's video processor     |
+|                                  | without the `images=None` it rejects (llava_next_video.py)           |
 |                                  | _regularize_videos: decode failures / short files name file + sample |
 | llamafactory.model.loader        | video token pooling (model key or saved json) on processor and model; |
 |                                  | peft's adapter save resolves a resized vocabulary on composite configs |
@@ -66,9 +70,13 @@ def patch_data_loader(module: ModuleType) -> None:
 
 
 def patch_mm_plugin(module: ModuleType) -> None:
+    from .llava_next_video import patch_llava_next_video_plugin
     from .pooling import patch_mm_plugin as patch
+    from .qwen3_vl import patch_qwen3_vl_plugin
     from .video import patch_regularize_videos
 
+    patch_qwen3_vl_plugin(module)  # first: the pooling wrapper defers to the fixed expansion when not pooling
+    patch_llava_next_video_plugin(module)
     patch(module)
     patch_regularize_videos(module)
 

@@ -1,7 +1,9 @@
-"""Video token pooling in the host: the ``qwen2_vl`` mm_plugin's placeholder count and the model loader.
+"""Video token pooling in the host: the mm_plugins' placeholder count and the model loader.
 
-* ``Qwen2VLPlugin.process_messages``: when the processor carries a :class:`VideoPooling`, each ``<video>`` expands
-  into the pooled number of ``<|video_pad|>`` tokens (the host's own expansion otherwise, untouched).
+* ``process_messages`` of each mm_plugin class a family names (``Qwen2VLPlugin``, ``Qwen3VLPlugin``, ...): when
+  the processor carries a :class:`VideoPooling`, each ``<video>`` expands into the pooled number of placeholder
+  tokens, as the family writes them (the host's own expansion otherwise, untouched); their ``get_mm_inputs``
+  drops the keys the family's model does not take (``VideoFamily.processor_only_keys``).
 * ``load_tokenizer`` / ``load_model``: the model key ``video_token_pool_stride`` or a saved ``video_pooling.json``
   (adapter or model directory) applies pooling to the processor and to the model, so every stage, the chat
   engine, the API and ``do_predict`` see the same tokens. The ``fastslow_ar`` workflow applies its own keys.
@@ -23,38 +25,69 @@ def _log_once(key: str, message: str) -> None:
 
 
 def patch_mm_plugin(module: ModuleType) -> None:
-    plugin_cls = module.Qwen2VLPlugin
+    r"""Wrap ``process_messages`` of every mm_plugin class a family of the layer names
+    (``VideoFamily.mm_plugins``, each class that defines its own); pooled samples are expanded by the family."""
+    from ..model.families import FAMILIES
+
+    names = {name: family for family in FAMILIES.values() for name in family.mm_plugins}
+    for name, family in names.items():
+        plugin_cls = getattr(module, name, None)
+        if plugin_cls is None:
+            continue
+        if "process_messages" in vars(plugin_cls):
+            _wrap_process_messages(module, plugin_cls)
+        if family.processor_only_keys:
+            _drop_processor_only_keys(plugin_cls, family.processor_only_keys)
+
+
+def _drop_processor_only_keys(plugin_cls: type, keys: tuple[str, ...]) -> None:
+    r"""``get_mm_inputs`` without the keys the family's processor emits but its model does not take (Qwen3-VL's
+    ``video_metadata``: stock 0.9.5 passes it into the batch, and ``generate`` refuses unknown kwargs, so stock
+    ``sft`` ``predict_with_generate`` on a Qwen3-VL video dataset fails)."""
+    original = plugin_cls.get_mm_inputs
+
+    def get_mm_inputs(self, *args, **kwargs):
+        mm_inputs = original(self, *args, **kwargs)
+        for key in keys:
+            mm_inputs.pop(key, None)
+        return mm_inputs
+
+    get_mm_inputs.__wrapped__ = original
+    plugin_cls.get_mm_inputs = get_mm_inputs
+
+
+def _wrap_process_messages(module: ModuleType, plugin_cls: type) -> None:
     original = plugin_cls.process_messages
 
     def process_messages(self, messages, images, videos, audios, processor):
+        from ..model.families import FAMILIES, supported_families
         from ..model.video_pooling import processor_pooling
 
         pooling = processor_pooling(processor) if processor is not None else None
         if pooling is None or len(videos) == 0 or not self.expand_mm_tokens:
             return original(self, messages, images, videos, audios, processor)
-        if type(self) is not plugin_cls:
+        family = next((f for f in FAMILIES.values() if type(self).__name__ in f.mm_plugins), None)
+        if family is None or not family.supports("video_token_pool_stride"):
             raise ValueError(
-                f"video token pooling supports the `qwen2_vl` template (Qwen2-VL, Qwen2.5-VL); the template's "
-                f"plugin is {type(self).__name__}. Remove `video_token_pool_stride` / use stage sft without pooling."
+                f"video token pooling supports the families {supported_families('video_token_pool_stride')}; the "
+                f"template's plugin is {type(self).__name__}. Remove `video_token_pool_stride` / use stage sft "
+                "without pooling."
             )
-        return _pooled_process_messages(module, self, messages, images, videos, audios, processor, pooling)
+        return _pooled_process_messages(module, family, self, messages, images, videos, audios, processor, pooling)
 
     process_messages.__wrapped__ = original
     plugin_cls.process_messages = process_messages
 
 
-def _pooled_process_messages(module, plugin, messages, images, videos, audios, processor, pooling):
-    from copy import deepcopy
-
+def _pooled_process_messages(module, family, plugin, messages, images, videos, audios, processor, pooling):
     plugin._validate_input(processor, images, videos, audios)
     plugin._validate_messages(messages, images, videos, audios)
-    merge = int(processor.image_processor.merge_size)
+    merge = family.merge_size(processor)
     mm_inputs = plugin._get_mm_token_metadata(images, videos, audios, processor)
     if mm_inputs is None:
         mm_inputs = plugin._get_mm_inputs(images, videos, audios, processor)
-    image_grid_thw = mm_inputs.get("image_grid_thw", [])
     video_grid_thw = mm_inputs["video_grid_thw"]
-    video_counts = pooling.placeholder_counts(video_grid_thw, merge)
+    video_counts = family.placeholder_counts(video_grid_thw, merge, pooling)
     first = video_grid_thw[0].tolist()
     stock = first[0] * first[1] * first[2] // merge**2
     _log_once(
@@ -63,29 +96,7 @@ def _pooled_process_messages(module, plugin, messages, images, videos, audios, p
         f"{first[2] // merge} (HxW) tokens -> {video_counts[0]} video tokens instead of {stock} "
         f"({stock / max(video_counts[0], 1):.1f}x fewer).",
     )
-
-    messages = deepcopy(messages)
-    num_images = num_videos = 0
-    for message in messages:
-        content = message["content"]
-        while module.IMAGE_PLACEHOLDER in content:
-            seqlen = int(image_grid_thw[num_images].prod()) // merge**2
-            content = content.replace(
-                module.IMAGE_PLACEHOLDER,
-                f"{plugin.vision_bos_token}{plugin.image_token * seqlen}{plugin.vision_eos_token}",
-                1,
-            )
-            num_images += 1
-        while module.VIDEO_PLACEHOLDER in content:
-            seqlen = video_counts[num_videos]
-            content = content.replace(
-                module.VIDEO_PLACEHOLDER,
-                f"{plugin.vision_bos_token}{plugin.video_token * seqlen}{plugin.vision_eos_token}",
-                1,
-            )
-            num_videos += 1
-        message["content"] = content
-    return messages
+    return family.expand_pooled_videos(plugin, module, messages, mm_inputs, processor, pooling)
 
 
 def patch_model_loader(module: ModuleType) -> None:
@@ -98,6 +109,10 @@ def patch_model_loader(module: ModuleType) -> None:
         tokenizer_module = original_tokenizer(model_args)
         pooling, source = pooling_from_model_args(model_args)
         if pooling is not None:
+            from ..model.families import require
+
+            # refused here, before the model loads, when the model's family cannot pool
+            require("video_token_pool_stride", model_or_config=module.load_config(model_args))
             attach_to_processor(tokenizer_module.get("processor"), pooling)
             side = merged_side(tokenizer_module.get("processor"))
             maxlen = getattr(model_args, "video_maxlen", None)

@@ -1,13 +1,14 @@
-r"""Video token pooling on a loaded Qwen2-VL / Qwen2.5-VL: one configuration, applied in the three places that
-must agree (placeholders, features, positions).
+r"""Video token pooling on a loaded model of a family that pools (Qwen2-VL, Qwen2.5-VL, Qwen3-VL): one
+configuration, applied in the three places that must agree (placeholders, features, positions).
 
 :class:`VideoPooling` says how every slot of a video is pooled (slow / fast strides, strategy, mode). It is
 applied
 
-* to the **processor** (:func:`attach_to_processor`): LlamaFactory's ``qwen2_vl`` mm_plugin then expands each
-  ``<video>`` into the pooled number of ``<|video_pad|>`` tokens (``host/pooling.py``);
+* to the **processor** (:func:`attach_to_processor`): the family's LlamaFactory mm_plugin then expands each
+  ``<video>`` into the pooled number of placeholder tokens (``host/pooling.py`` asks the family layer how);
 * to the **model** (:func:`install_on_model`): the vision tower's video features are pooled slot by slot and
-  ``get_rope_index`` returns the pooled M-RoPE positions, for training, the host's collator and ``generate``.
+  ``get_rope_index`` returns the pooled positions, for training, the host's collator and ``generate``, as the
+  model's family (:mod:`~llamafactory_video.model.families`) computes them.
 
 Three sources, in this order: the ``fastslow_ar`` stage's keys (its workflow applies them), the model key
 ``video_token_pool_stride`` (any stage, e.g. stock ``sft``), and a ``video_pooling.json`` saved beside an adapter
@@ -27,7 +28,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .fastslow import POOL_MODES, STRATEGIES, pool_video_features, rope_position_ids, slot_grids, slot_pattern
+from .fastslow import POOL_MODES, STRATEGIES, slot_grids, slot_pattern
 
 
 POOLING_FILE = "video_pooling.json"
@@ -181,9 +182,13 @@ def slots_for_frames(num_frames: int, temporal_patch_size: int = 2) -> int:
 
 
 def merged_side(processor: Any) -> int:
-    r"""Merged tokens per side of a square frame at the processor's ``video_max_pixels`` (28 px per merged token)."""
+    r"""Merged tokens per side of a square frame at the processor's ``video_max_pixels`` (``patch_size x
+    merge_size`` px per merged token: 28 on Qwen2-VL / Qwen2.5-VL, 32 on Qwen3-VL)."""
     max_pixels = getattr(processor, "video_max_pixels", None) or 256 * 256
-    return max(1, int(max_pixels**0.5) // 28)
+    image_processor = getattr(processor, "image_processor", None)
+    patch, merge = getattr(image_processor, "patch_size", None), getattr(image_processor, "merge_size", None)
+    token_px = int(patch) * int(merge) if isinstance(patch, int) and isinstance(merge, int) else 28
+    return max(1, int(max_pixels**0.5) // token_px)
 
 
 def processor_pooling(processor: Any) -> VideoPooling | None:
@@ -192,16 +197,11 @@ def processor_pooling(processor: Any) -> VideoPooling | None:
 
 # ---------------------------------------------------------------------- model side
 def find_vl_model(model: nn.Module) -> nn.Module:
-    r"""The Qwen2-VL-family core (the module with ``visual``, ``get_video_features`` and ``get_rope_index``) inside
-    a possibly PEFT- or DDP-wrapped model."""
-    for module in model.modules():
-        if hasattr(module, "visual") and hasattr(module, "get_rope_index") and hasattr(module, "get_video_features"):
-            if hasattr(module, "language_model"):
-                return module
-    raise ValueError(
-        f"video token pooling supports the Qwen2-VL family (Qwen2-VL, Qwen2.5-VL); {type(model).__name__} has no "
-        "vision tower with get_video_features / get_rope_index."
-    )
+    r"""The family's multimodal core (vision tower + language model) inside a possibly PEFT- or DDP-wrapped model,
+    found by the family layer; a model of no family that pools raises, naming the families that do."""
+    from .families import require
+
+    return require("video_token_pool_stride", model_or_config=model).find_core(model)
 
 
 def installed_pooling(model: nn.Module) -> VideoPooling | None:
@@ -213,72 +213,35 @@ def installed_pooling(model: nn.Module) -> VideoPooling | None:
 
 
 def install_on_model(model: nn.Module, pooling: VideoPooling, keep_features: bool = False) -> nn.Module:
-    r"""Pool the video features and the M-RoPE positions of ``model`` (instance-level; idempotent).
+    r"""Pool the video features and the positions of ``model`` (instance-level; idempotent), as its family says.
 
-    ``get_video_features`` returns each video's pooled tokens (the model's own placeholder check then compares
-    them with the placeholders the processor emitted); ``get_rope_index`` returns
-    :func:`~llamafactory_video.model.fastslow.rope_position_ids`. With ``keep_features`` the last pooled video
-    features (``(N, D)``, in the graph) are kept as ``core.last_pooled_video_features`` for the fastslow loss.
+    ``get_video_features`` returns each video's pooled tokens (the family's
+    :meth:`~llamafactory_video.model.families.base.VideoFamily.pool_video_output`; the model's own placeholder
+    check then compares them with the placeholders the processor emitted); ``get_rope_index`` is the family's
+    :meth:`~llamafactory_video.model.families.base.VideoFamily.pooled_rope_index`. With ``keep_features`` the last
+    pooled video features (``(N, D)``, in the graph) are kept as ``core.last_pooled_video_features`` for the
+    fastslow loss.
 
     Returns:
-        The Qwen2-VL-family core module.
+        The family's core module.
     """
-    core = find_vl_model(model)
+    from .families import require
+
+    family = require("video_token_pool_stride", model_or_config=model)
+    core = family.find_core(model)
     if pooling.is_identity:
         return core
     cls = type(core)
-    merge = int(core.visual.spatial_merge_size)
-    vision_config = getattr(core.config, "vision_config", None)
-    tokens_per_second = getattr(vision_config, "tokens_per_second", None) if "2_5" in cls.__name__ else None
-    video_token_id = int(core.config.video_token_id)
-    image_token_id = getattr(core.config, "image_token_id", None)
 
     def get_video_features(pixel_values_videos, video_grid_thw=None, **kwargs):
         out = cls.get_video_features(core, pixel_values_videos, video_grid_thw, **kwargs)
-        stock = torch.cat(list(out.pooler_output), dim=0)
-        pooled, counts = pool_video_features(
-            stock,
-            video_grid_thw,
-            merge,
-            pooling.patterns(video_grid_thw),
-            pooling.slow_stride,
-            pooling.fast_stride,
-            pooling.mode,
-        )
-        out.pooler_output = tuple(torch.split(pooled, [sum(c) for c in counts]))
+        out = family.pool_video_output(core, out, video_grid_thw, pooling)
         if core.keep_pooled_video_features:
-            core.last_pooled_video_features = pooled
+            core.last_pooled_video_features = out.lfv_pooled
         return out
 
-    def get_rope_index(
-        input_ids,
-        mm_token_type_ids=None,
-        image_grid_thw=None,
-        video_grid_thw=None,
-        second_per_grid_ts=None,
-        attention_mask=None,
-        **kwargs,
-    ):
-        if attention_mask is not None and attention_mask.dim() != 2:
-            attention_mask = None
-        return rope_position_ids(
-            input_ids,
-            attention_mask,
-            video_grid_thw,
-            pooling.patterns(video_grid_thw) if video_grid_thw is not None else None,
-            video_token_id,
-            slow_stride=pooling.slow_stride,
-            fast_stride=pooling.fast_stride,
-            pool_mode=pooling.mode,
-            spatial_merge_size=merge,
-            tokens_per_second=tokens_per_second,
-            second_per_grid_ts=second_per_grid_ts,
-            image_token_id=image_token_id if image_grid_thw is not None else None,
-            image_grid_thw=image_grid_thw,
-        )
-
     core.get_video_features = get_video_features
-    core.get_rope_index = get_rope_index
+    core.get_rope_index = family.pooled_rope_index(core, pooling)
     core.keep_pooled_video_features = keep_features
     core.last_pooled_video_features = None
     setattr(core, _INSTALLED_ATTR, pooling)

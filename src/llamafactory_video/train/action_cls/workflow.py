@@ -108,6 +108,9 @@ def run_action_cls(
     generating_args: Any,
     callbacks: Optional[list[Any]] = None,
 ) -> None:
+    from ...model.families import require
+
+    require("action_cls", data_args.template)  # a family the stage cannot serve is refused before anything loads
     # tokenizer with the <ACTION> special token; the embedding matrix stays frozen (the head owns the row)
     add = list(model_args.add_special_tokens or [])
     if finetuning_args.action_token not in add:

@@ -24,7 +24,6 @@ from ...model.fastslow import (
     frame_causal_mask,
     next_slot_pairs,
     reconstruction_loss,
-    slot_token_counts,
     video_slot_ids,
 )
 from ...model.fastslow_head import (
@@ -34,6 +33,7 @@ from ...model.fastslow_head import (
     save_head,
     split_head_state,
 )
+from ...model.families import family_for
 from ...model.video_pooling import VideoPooling, find_vl_model
 from ..trainer_utils import HeadCheckpointMixin, StepMetricsMixin
 
@@ -56,19 +56,11 @@ def block_mask_inputs(
     attention_mask = inputs.get("attention_mask")
     if attention_mask is not None and attention_mask.dim() != 2:
         return inputs
+    family = family_for(core)
     if inputs.get("position_ids") is None:
-        position_ids, _ = core.get_rope_index(
-            inputs["input_ids"],
-            inputs.get("mm_token_type_ids"),
-            image_grid_thw=inputs.get("image_grid_thw"),
-            video_grid_thw=grid,
-            second_per_grid_ts=inputs.get("second_per_grid_ts"),
-            attention_mask=attention_mask,
-        )
-        inputs["position_ids"] = position_ids
-    merge = int(core.visual.spatial_merge_size)
-    counts = slot_token_counts(grid, merge, pooling.patterns(grid), pooling.slow_stride, pooling.fast_stride)
-    slot_ids = video_slot_ids(inputs["input_ids"], int(core.config.video_token_id), counts)
+        inputs["position_ids"] = family.rope_index(core, inputs)
+    counts = family.fastslow_slot_counts(grid, family.merge_size(core), pooling)
+    slot_ids = video_slot_ids(inputs["input_ids"], family.video_token_id(core.config), counts)
     inputs["attention_mask"] = frame_causal_mask(slot_ids, attention_mask, dtype=mask_dtype)
     return inputs
 
@@ -89,15 +81,16 @@ class FastslowTrainer(HeadCheckpointMixin, StepMetricsMixin, CustomSeq2SeqTraine
         self.use_block_mask = use_block_mask
         self.loss_weight = float(self.finetuning_args.fastslow_ar_loss_weight)
         self.core = find_vl_model(self.model)
-        self.video_token_id = int(self.core.config.video_token_id)
-        self.merge_size = int(self.core.visual.spatial_merge_size)
+        self.family = family_for(self.core)
+        self.video_token_id = self.family.video_token_id(self.core.config)
+        self.merge_size = self.family.merge_size(self.core)
         # sdpa takes a boolean mask whatever the compute dtype (an additive one must match the query dtype, which
         # autocast / upcast trainable parameters make hard to predict); eager adds the mask to float32-promoted scores
         impl = str(getattr(self.core.config, "_attn_implementation", None) or "sdpa")
         self.mask_dtype = None if impl == "sdpa" else torch.float32
         self._hidden: Optional[torch.Tensor] = None
         self._eval_parts: dict[str, list[float]] = defaultdict(list)
-        self.core.language_model.register_forward_hook(self._keep_hidden)
+        self.family.language_model(self.core).register_forward_hook(self._keep_hidden)
 
     def _keep_hidden(self, module, args, output) -> None:
         self._hidden = output[0] if isinstance(output, tuple) else output.last_hidden_state

@@ -55,11 +55,9 @@ def check_run_args(model_args: Any, data_args: Any, training_args: Any, finetuni
             "`fastslow_ar` cannot pack sequences: slot ids, the frame-causal mask and the next-slot pairs are per "
             "sample. Set `packing: false` (and `neat_packing: false`)."
         )
-    if data_args.template not in ("qwen2_vl",):
-        raise ValueError(
-            f"`fastslow_ar` pools Qwen2-VL / Qwen2.5-VL video tokens; set `template: qwen2_vl` "
-            f"(got `{data_args.template}`)."
-        )
+    from ...model.families import require
+
+    require("fastslow_ar", data_args.template)  # the family layer says which families the stage serves
     if getattr(model_args, "block_diag_attn", False):
         raise ValueError("`block_diag_attn` builds its own 4-D mask; remove it for `fastslow_ar`.")
 
@@ -117,7 +115,7 @@ def run_fastslow_ar(
     tokenizer_module = load_tokenizer(model_args)
     tokenizer, processor = tokenizer_module["tokenizer"], tokenizer_module["processor"]
     if processor is None or not supports_pooling(processor):
-        raise ValueError(f"`fastslow_ar` needs a Qwen2-VL-family processor; {model_args.model_name_or_path} has none.")
+        raise ValueError(f"`fastslow_ar` needs a multimodal processor; {model_args.model_name_or_path} has none.")
     attach_to_processor(processor, pooling)
     logger.info_rank0(pooling.saving_line(merged_side(processor), video_maxlen=model_args.video_maxlen) + ".")
     template = get_template_and_fix_tokenizer(tokenizer, data_args)

@@ -21,6 +21,7 @@ from ..._logging import get_logger
 from ...losses.scst import first_eos_mask, scst_loss
 from ...losses.scst_objectives import clipped_policy_loss, kl_to_reference
 from ...metrics.captions import caption_metrics, tokenize
+from ...model.families import family_for
 from ..trainer_utils import VideoStageTrainer
 from .samples import ScstSampleMonitor
 from .objectives import (
@@ -37,29 +38,15 @@ from .tokens import mm_token_type_ids, rope_needs_mm_token_types, suppressed_tok
 logger = get_logger(__name__)
 
 METRIC_PREFIX = "scst"
-VISUAL_KEYS = (("pixel_values_videos", "video_grid_thw"), ("pixel_values", "image_grid_thw"))
-PER_SAMPLE_KEYS = ("second_per_grid_ts",)
+PER_SAMPLE_KEYS = ("second_per_grid_ts",)  # per-sample lists the collator leaves as lists; generate wants tensors
 REWARD_COLUMNS = ("answer",)  # QA columns the collator carries to the rewards when a dataset has them
 
 
-def expand_visual_inputs(inputs: dict[str, Any], repeats: int) -> dict[str, Any]:
-    r"""Repeat each sample's visual inputs ``repeats`` times (sample-major, like ``num_return_sequences``).
-
-    ``pixel_values_videos`` ``(sum_i t_i h_i w_i, C)`` is split per sample by ``video_grid_thw`` ``(B, 3)``; one
-    video (or image) per sample, which the processor guarantees for caption data.
-    """
-    out = {}
-    for values_key, grid_key in VISUAL_KEYS:
-        if inputs.get(values_key) is None:
-            continue
-        grid = inputs[grid_key]
-        chunks = torch.split(inputs[values_key], grid.prod(-1).tolist(), dim=0)
-        out[values_key] = torch.cat([chunk for chunk in chunks for _ in range(repeats)], dim=0)
-        out[grid_key] = grid.repeat_interleave(repeats, dim=0)
-    for key in PER_SAMPLE_KEYS:
-        if inputs.get(key) is not None:
-            out[key] = torch.as_tensor(inputs[key]).repeat_interleave(repeats, dim=0)
-    return out
+def expand_visual_inputs(inputs: dict[str, Any], repeats: int, family: Any, config: Any = None) -> dict[str, Any]:
+    r"""Repeat each sample's visual inputs ``repeats`` times (sample-major, like ``num_return_sequences``), as the
+    model's family says (:meth:`~llamafactory_video.model.families.base.VideoFamily.repeat_visual_inputs`;
+    ``config``: the model's, for families that split a batch's frames by placeholder counts)."""
+    return family.repeat_visual_inputs(inputs, repeats, config=config)
 
 
 class ScstTrainer(VideoStageTrainer):
@@ -79,6 +66,7 @@ class ScstTrainer(VideoStageTrainer):
         self.eos_token_ids = eos_token_ids
         self.eval_gen_kwargs = dict(eval_gen_kwargs)
         config = getattr(self.model, "config", None)
+        self.family = family_for(self.model)
         self.image_token_id = getattr(config, "image_token_id", None)
         self.video_token_id = getattr(config, "video_token_id", None)
         # Qwen2-VL / Qwen2.5-VL (transformers 5.6) derive M-RoPE positions from mm_token_type_ids only
@@ -152,6 +140,9 @@ class ScstTrainer(VideoStageTrainer):
         special / placeholder tokens of :attr:`suppress_token_ids` are never generated (added to any
         ``suppress_tokens`` of ``gen_kwargs`` or of the checkpoint's generation_config)."""
         unwrapped = self.accelerator.unwrap_model(model)
+        repeats = int(gen_kwargs.get("num_return_sequences") or 1)
+        if repeats > 1 and self.family is not None and not self.family.generate_repeats_visual_inputs:
+            inputs, gen_kwargs = self._repeat_prompt(inputs, repeats), dict(gen_kwargs, num_return_sequences=1)
         suppress = set(self.suppress_token_ids)
         suppress.update(gen_kwargs.get("suppress_tokens") or [])
         suppress.update(getattr(getattr(unwrapped, "generation_config", None), "suppress_tokens", None) or [])
@@ -165,10 +156,27 @@ class ScstTrainer(VideoStageTrainer):
             unwrapped.train(was_training)
         return sequences[:, inputs["input_ids"].shape[1] :]
 
+    def _repeat_prompt(self, inputs: dict[str, Any], repeats: int) -> dict[str, Any]:
+        r"""The prompt batch with each sample repeated ``repeats`` times, sample-major, as ``generate`` would for
+        ``num_return_sequences``: visual inputs as the family says, every other ``(B, ...)`` tensor per row."""
+        batch = inputs["input_ids"].shape[0]
+        out = {
+            key: value.repeat_interleave(repeats, dim=0)
+            if isinstance(value, torch.Tensor) and value.dim() > 0 and value.shape[0] == batch
+            else value
+            for key, value in inputs.items()
+        }
+        out.update(expand_visual_inputs(inputs, repeats, self.family, getattr(self.model, "config", None)))
+        return out
+
     def _decode(self, tokens: torch.Tensor) -> list[str]:
         return [text.strip() for text in self.processing_class.batch_decode(tokens, skip_special_tokens=True)]
 
     def _mm_token_types(self, input_ids: torch.Tensor) -> torch.Tensor:
+        if self.family is not None:  # the family says which extra inputs place its visual tokens
+            extra = self.family.extra_forward_kwargs(self.model.config, input_ids)
+            if "mm_token_type_ids" in extra:
+                return extra["mm_token_type_ids"]
         return mm_token_type_ids(input_ids, self.image_token_id, self.video_token_id)
 
     def _model_inputs(self, inputs: dict[str, Any]) -> dict[str, Any]:
@@ -176,6 +184,7 @@ class ScstTrainer(VideoStageTrainer):
         (Qwen2.5-VL expands them per sample), and ``mm_token_type_ids`` for the Qwen2-VL family, from which the
         model derives the M-RoPE positions (with the attention mask, so left padding is skipped)."""
         drop = ("references", "categories", "sample_keys", "labels", "position_ids", "rope_deltas", *REWARD_COLUMNS)
+        drop += self.family.processor_only_keys if self.family is not None else ()
         out = {k: v for k, v in inputs.items() if k not in drop}
         for key in PER_SAMPLE_KEYS:
             if isinstance(out.get(key), (list, tuple)):
@@ -190,7 +199,7 @@ class ScstTrainer(VideoStageTrainer):
         r"""Prompt (each repeated ``k`` times, sample-major) + sampled caption, attention over the caption up to
         its first end token, and ``mm_token_type_ids`` of the whole sequence: the model recomputes the M-RoPE
         positions, which for the caption tokens continue from the prompt's exactly as in ``generate``."""
-        forward = dict(expand_visual_inputs(prompt, k))
+        forward = dict(expand_visual_inputs(prompt, k, self.family, getattr(self.model, "config", None)))
         forward["input_ids"] = torch.cat([prompt["input_ids"].repeat_interleave(k, 0), sampled], dim=1)
         forward["attention_mask"] = torch.cat(
             [prompt["attention_mask"].repeat_interleave(k, 0), mask.to(prompt["attention_mask"].dtype)], dim=1

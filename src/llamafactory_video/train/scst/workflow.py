@@ -62,6 +62,17 @@ def run_scst(
     generating_args: Any,
     callbacks: Optional[list[Any]] = None,
 ) -> None:
+    from ...model.families import require
+
+    family = require("scst", data_args.template)  # a family the stage cannot serve is refused before anything loads
+    beams = max(finetuning_args.scst_beam_width if finetuning_args.scst_baseline == "beam" else 1,
+                int(getattr(generating_args, "num_beams", 1) or 1))
+    if beams > 1 and not family.generate_repeats_visual_inputs:
+        raise ValueError(
+            f"scst on the {family.name} family ({family.title}) cannot use beam search (scst_baseline: beam with "
+            f"scst_beam_width > 1, or num_beams > 1): transformers' generate repeats this family's frames row by row "
+            "for the beams, so beams would see other frames. Use scst_baseline: greedy or mean and num_beams: 1."
+        )
     tokenizer_module = load_tokenizer(model_args)
     tokenizer = tokenizer_module["tokenizer"]
     tokenizer.padding_side = "left"  # prompts are generated from
