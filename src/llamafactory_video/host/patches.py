@@ -10,7 +10,10 @@
 |                                  | videos probed before training, load errors naming file/sample/key     |
 | llamafactory.data.mm_plugin      | qwen2_vl: pooled <|video_pad|> count when the processor asks for it;  |
 |                                  | _regularize_videos: decode failures / short files name file + sample |
+|                                  | `av` proxy + sample-index hook: our seeking frame sampler;          |
+|                                  | _regularize_videos served from the frame cache (video_frame_cache)  |
 | llamafactory.model.loader        | video token pooling (model key or saved json) on processor and model; |
+|                                  | load_tokenizer exports video_backend / video_frame_cache to the env   |
 |                                  | peft's adapter save resolves a resized vocabulary on composite configs |
 | llamafactory.train.tuner         | _training_function dispatches plugin stages to their workflows        |
 | llamafactory.train.trainer_utils | transformers.Trainer resumes full weights with the key conversion and |
@@ -64,20 +67,25 @@ def patch_data_loader(module: ModuleType) -> None:
 
 
 def patch_mm_plugin(module: ModuleType) -> None:
+    from .frame_reader import patch_frame_cache, patch_video_reading
     from .pooling import patch_mm_plugin as patch
     from .video import patch_regularize_videos
 
     patch(module)
     patch_regularize_videos(module)
+    patch_video_reading(module)  # our frame sampler (video_backend)
+    patch_frame_cache(module)  # outermost: video_frame_cache
 
 
 def patch_model_loader(module: ModuleType) -> None:
     import peft.peft_model
 
+    from .frame_reader import patch_model_loader as patch_video_keys
     from .peft_save import patch_peft_model
     from .pooling import patch_model_loader as patch
 
     patch(module)
+    patch_video_keys(module)  # video_backend / video_frame_cache -> environment for every process
     patch_peft_model(peft.peft_model)
 
 
