@@ -88,9 +88,12 @@ def load(directory: str, key: str, path: str) -> Optional[dict[str, Any]]:
         return None
     from PIL import Image
 
-    out: dict[str, Any] = {"videos": [[Image.fromarray(frame, mode="RGB") for frame in frames]]}
-    for name, value in meta["outputs"].items():
-        out[name] = [value]
+    out: dict[str, Any] = {}
+    for name in meta["order"]:
+        if name == "videos":
+            out[name] = [[Image.fromarray(frame) for frame in frames]]
+        else:
+            out[name] = [meta["outputs"][name]] if name in meta["outputs"] else []
     return out
 
 
@@ -115,18 +118,28 @@ def encode_entry(out: dict[str, Any], path: str) -> Optional[tuple[np.ndarray, b
     frames = videos[0]
     if any(getattr(f, "mode", None) != "RGB" for f in frames) or len({f.size for f in frames}) != 1:
         return None
-    outputs = {}
+    outputs, empty = {}, []
     try:
         for name, value in out.items():
             if name == "videos":
                 continue
-            if not isinstance(value, list) or len(value) != 1:
+            if not isinstance(value, list) or len(value) > 1:
                 return None
-            outputs[name] = _jsonable(value[0])
+            if value:
+                outputs[name] = _jsonable(value[0])
+            else:
+                empty.append(name)  # e.g. Gemma4's fps_per_video, filled only for videos given as frames
     except TypeError:
         return None
     array = np.stack([np.asarray(f, dtype=np.uint8) for f in frames])
-    meta = {"version": VERSION, "source": _source_ident(path), "num_frames": len(frames), "outputs": outputs}
+    meta = {
+        "version": VERSION,
+        "source": _source_ident(path),
+        "num_frames": len(frames),
+        "outputs": outputs,
+        "empty": empty,
+        "order": list(out),
+    }
     return array, json.dumps(meta).encode("utf-8")
 
 

@@ -186,7 +186,7 @@ def _merge(outputs: list[dict[str, Any]]) -> Optional[dict[str, Any]]:
             return None
         for key in keys:
             value = out[key]
-            if not isinstance(value, list) or len(value) != 1:
+            if not isinstance(value, list) or len(value) > 1:
                 return None
             merged[key].extend(value)
     return merged
