@@ -62,7 +62,7 @@ def _cache_one(template: str, path: str, kwargs: dict[str, Any], cache_dir: str,
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     r"""The flags of ``llamafactory-video cache-frames``."""
-    parser.add_argument("--dataset", required=True, help="dataset name in dataset_info.json (comma-separated: several)")
+    parser.add_argument("--dataset", required=True, help="dataset name(s) in dataset_info.json, comma-separated")
     parser.add_argument("--dataset-dir", required=True, help="folder of dataset_info.json (LlamaFactory dataset_dir)")
     parser.add_argument("--media-dir", default=None, help="base of relative media paths (default: --dataset-dir)")
     parser.add_argument("--template", required=True, help="LlamaFactory template of the run, e.g. qwen2_vl")
