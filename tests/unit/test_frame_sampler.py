@@ -108,10 +108,13 @@ def test_the_plugin_path_really_seeks(videos, monkeypatch):
     assert calls == [([0, 29, 59], [0, 29, 59])]  # the host's indices, and no fallback to decoding everything
 
 
-def test_plan_seeks_seeks_only_past_the_last_keyframe_passed():
-    table = FrameTable(pts=tuple(range(0, 200, 10)), keyframe_pts=(0, 50, 100, 150))
-    assert plan_seeks(table, [1, 2, 4, 6, 7, 16, 19, 25]) == [(1, 0), (2, None), (4, None), (6, 50), (7, None),
-                                                               (16, 150), (19, None)]
+def test_plan_seeks_seeks_only_when_it_skips_enough_frames():
+    table = FrameTable(pts=tuple(range(0, 400, 10)), keyframe_pts=(0, 100, 200, 300))
+    plan = plan_seeks(table, [1, 2, 4, 12, 13, 25, 38, 39, 45], min_gap=5)
+    # 30 (the keyframe of 38) is only 5 frames past 25: decode on
+    assert plan == [(1, 0), (2, None), (4, None), (12, 100), (13, None), (25, 200), (38, None), (39, None)]
+    assert plan_seeks(table, [8, 12], min_gap=5) == [(8, 0), (12, None)]  # 10 is 2 frames past 8: decode on
+    assert plan_seeks(table, [8, 12], min_gap=1) == [(8, 0), (12, 100)]
     assert plan_seeks(table, []) == []
 
 

@@ -8,7 +8,8 @@ returns exactly those frames, decoded another way:
    a few ms per minute of video); frame ``i`` is the packet with the ``i``-th smallest ``pts``, keyframes are
    known from the packet flags;
 2. **seek or decode through** (:func:`plan_seeks`): for each wanted frame, in order, the decoder seeks to the
-   last keyframe at or before it unless that keyframe has already been decoded (then decoding continues);
+   last keyframe at or before it when that keyframe lies more than :data:`SEEK_MIN_GAP` frames past the previous
+   wanted frame; otherwise decoding continues (it passes that keyframe anyway);
 3. **skip what no kept frame needs**: while decoding towards a wanted frame the decoder drops the packets that
    are neither wanted nor referenced by later frames (FFmpeg's ``skip_frame = NONREF``: B-frames that are not
    references in h264 / hevc); wanted frames decode with the default setting. Colour conversion
@@ -68,32 +69,43 @@ def frame_table(container: Any, stream: Any) -> FrameTable:
     return FrameTable(pts=tuple(ordered), keyframe_pts=tuple(sorted(set(keys))))
 
 
-def plan_seeks(table: FrameTable, indices: Sequence[int]) -> list[tuple[int, Optional[int]]]:
-    r"""``[(index, keyframe pts to seek to, or None to keep decoding)]`` for the wanted ``indices`` (sorted,
-    those past the end dropped): seek only when the wanted frame's keyframe lies beyond the last keyframe the
-    decoder has passed (decoding through to it would decode that keyframe's whole group anyway).
+#: seek only when it skips more than this many frames (a seek flushes the decoder and re-reads the demuxer)
+SEEK_MIN_GAP = 8
 
-    >>> plan_seeks(FrameTable(pts=tuple(range(10)), keyframe_pts=(0, 4, 8)), [1, 2, 5, 9])
-    [(1, 0), (2, None), (5, 4), (9, 8)]
+
+def plan_seeks(
+    table: FrameTable, indices: Sequence[int], min_gap: int = SEEK_MIN_GAP
+) -> list[tuple[int, Optional[int]]]:
+    r"""``[(index, keyframe pts to seek to, or None to keep decoding)]`` for the wanted ``indices`` (sorted,
+    those past the end dropped). The first wanted frame seeks to its keyframe; a later one seeks to its keyframe
+    only when that keyframe lies more than ``min_gap`` frames past the previous wanted frame (decoding through
+    would decode those frames for nothing); otherwise decoding continues.
+
+    >>> plan_seeks(FrameTable(pts=tuple(range(40)), keyframe_pts=(0, 10, 20, 30)), [1, 2, 15, 19, 35], min_gap=3)
+    [(1, 0), (2, None), (15, 10), (19, None), (35, 30)]
+    >>> plan_seeks(FrameTable(pts=tuple(range(40)), keyframe_pts=(0, 10, 20, 30)), [8, 12], min_gap=3)
+    [(8, 0), (12, None)]
     """
     plan: list[tuple[int, Optional[int]]] = []
-    passed: Optional[int] = None
+    previous: Optional[int] = None
     for index in sorted(set(int(i) for i in indices)):
         if index < 0 or index >= len(table):
             continue
         target = table.pts[index]
         key = table.keyframe_pts[bisect.bisect_right(table.keyframe_pts, target) - 1]
-        if passed is not None and key <= passed:
-            plan.append((index, None))
-        else:
+        key_index = bisect.bisect_left(table.pts, key)
+        if previous is None or key_index - previous > min_gap:
             plan.append((index, key))
-        passed = key
+        else:
+            plan.append((index, None))
+        previous = index
     return plan
 
 
 def decoder_threads() -> int:
-    r"""Decoder threads for this process: the cores it may use divided among the data loader's workers (1 in a
-    worker of a loader with as many workers as cores), at most 8; ``LLAMAFACTORY_VIDEO_DECODE_THREADS`` overrides."""
+    r"""Decoder threads for this process: the cores it may use divided among the data loader's workers, when
+    that leaves at least 4 (FFmpeg's frame threads add latency and contend for the cores otherwise: measured
+    slower on a busy 2-core machine), else 1; at most 8. ``LLAMAFACTORY_VIDEO_DECODE_THREADS`` overrides."""
     forced = os.environ.get("LLAMAFACTORY_VIDEO_DECODE_THREADS")
     if forced:
         return max(1, int(forced))
@@ -110,7 +122,8 @@ def decoder_threads() -> int:
             workers = max(1, int(info.num_workers))
     except ImportError:
         pass
-    return max(1, min(8, cores // workers))
+    spare = cores // workers
+    return min(8, spare) if spare >= 4 else 1
 
 
 def read_frames_pyav(path: str, indices: Sequence[int], threads: Optional[int] = None) -> dict[int, Any]:
@@ -125,11 +138,20 @@ def read_frames_pyav(path: str, indices: Sequence[int], threads: Optional[int] =
         return read_frames_from(container, stream, indices, threads)
 
 
-def read_frames_from(container: Any, stream: Any, indices: Sequence[int], threads: Optional[int] = None) -> dict:
-    r""":func:`read_frames_pyav` on an open PyAV input ``container`` whose ``stream`` has not been decoded yet."""
+def read_frames_from(
+    container: Any, stream: Any, indices: Sequence[int], threads: Optional[int] = None, stats: Optional[dict] = None
+) -> dict:
+    r""":func:`read_frames_pyav` on an open PyAV input ``container`` whose ``stream`` has not been decoded yet.
+    ``stats``, when given, receives ``frames`` (in the file), ``packets_sent`` (to the decoder), ``frames_out``
+    (that came out of it: the rest were dropped as non-reference), ``sent_as_nonref`` and ``seeks``."""
     threads = decoder_threads() if threads is None else threads
+    counts = {"frames": 0, "packets_sent": 0, "frames_out": 0, "sent_as_nonref": 0, "seeks": 0, "threads": threads}
     table = frame_table(container, stream)
+    counts["frames"] = len(table)
     plan = plan_seeks(table, indices)
+    if stats is not None:
+        stats.update(counts)
+        counts = stats
     if not plan:
         return {}
     if threads > 1:
@@ -142,6 +164,7 @@ def read_frames_from(container: Any, stream: Any, indices: Sequence[int], thread
 
     def take(frames: Any) -> None:
         for frame in frames:
+            counts["frames_out"] += 1
             if frame.pts not in known:
                 raise NotSeekable(f"decoded a frame with pts {frame.pts} that no packet announced")
             hit = wanted.get(frame.pts)
@@ -153,6 +176,7 @@ def read_frames_from(container: Any, stream: Any, indices: Sequence[int], thread
         for index, seek_to in plan:
             if seek_to is not None:
                 container.seek(seek_to, stream=stream, backward=True, any_frame=False)
+                counts["seeks"] += 1
                 packets = iter(container.demux(stream))
             if index in out:
                 continue  # already decoded on the way to an earlier target
@@ -161,7 +185,10 @@ def read_frames_from(container: Any, stream: Any, indices: Sequence[int], thread
             for packet in packets:
                 if packet.size == 0:
                     break  # end of the file
-                context.skip_frame = "DEFAULT" if packet.pts in wanted else "NONREF"
+                keep = packet.pts in wanted
+                context.skip_frame = "DEFAULT" if keep else "NONREF"
+                counts["packets_sent"] += 1
+                counts["sent_as_nonref"] += not keep
                 take(context.decode(packet))
                 if index in out:
                     break
