@@ -58,6 +58,44 @@ def test_the_sampler_is_installed_in_the_host():
         assert getattr(vars(cls)["_regularize_videos"], "__frame_cache__", None) is not None
 
 
+def test_contract_the_hosts_video_reading_loop_is_what_the_proxy_expects():
+    r"""host/frame_reader.py relies on: only these classes define ``_regularize_videos`` and only the mixin
+    ``_get_video_sample_indices``; each reads a file with ``av.open(video, "r")``, the sample indices of the same
+    stream, ``container.seek(0)`` and ``enumerate(container.decode(video_stream))`` keeping ``frame.to_image()``
+    of the sampled numbers. A new host version that changes this must be reviewed before the proxy is trusted."""
+    import inspect
+
+    from llamafactory.data import mm_plugin
+
+    owners = sorted(
+        name for name, value in vars(mm_plugin).items()
+        if isinstance(value, type) and "_regularize_videos" in vars(value)
+    )
+    assert owners == ["Gemma4Plugin", "MMPluginMixin", "Qwen2VLPlugin"]
+    assert [
+        name for name, value in vars(mm_plugin).items()
+        if isinstance(value, type) and "_get_video_sample_indices" in vars(value)
+    ] == ["MMPluginMixin"]
+    for name in owners:
+        function = vars(getattr(mm_plugin, name))["_regularize_videos"]
+        while hasattr(function, "__frame_cache__") or hasattr(function, "__wrapped__"):  # our wrappers
+            function = getattr(function, "__frame_cache__", None) or function.__wrapped__
+        source = inspect.getsource(function)
+        for expected in (
+            'container = av.open(video, "r")',
+            "sample_indices = self._get_video_sample_indices(video_stream, **kwargs)",
+            "container.seek(0)",
+            "for frame_idx, frame in enumerate(container.decode(video_stream)):",
+            "if frame_idx in sample_indices:",
+            "frames.append(frame.to_image())",
+        ):
+            assert expected in source, (name, expected)
+    # the cache key: the keywords the host passes to _regularize_videos for videos
+    source = inspect.getsource(mm_plugin.MMPluginMixin._get_mm_inputs)
+    for keyword in ("image_max_pixels=", "image_min_pixels=", "video_fps=", "video_maxlen="):
+        assert keyword in source
+
+
 @pytest.mark.parametrize("kind", KINDS + ("long_gop",))
 def test_frame_table_matches_the_decoder_and_every_frame_is_bit_identical(videos, kind):
     import av
