@@ -195,9 +195,30 @@ def test_broken_videos_fail_naming_the_file_with_either_backend(tmp_path, monkey
     assert raised >= 5  # cut mp4 / faststart / webm / mkv and the empty file
 
 
-def test_video_backend_is_a_checked_model_key():
+def test_video_backend_is_a_checked_model_key(monkeypatch):
+    import importlib.util
+
     from llamafactory_video.hparams import VideoModelArguments
 
     with pytest.raises(ValueError, match="video_backend"):
         VideoModelArguments(model_name_or_path="x", video_backend="ffmpeg")
     assert VideoModelArguments(model_name_or_path="x").video_backend == "pyav"
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "decord" else real_find_spec(name, *a)
+    )
+    with pytest.raises(ValueError, match="needs the decord package"):
+        VideoModelArguments(model_name_or_path="x", video_backend="decord")
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_decord_backend_gives_the_hosts_frames(videos, kind, monkeypatch):
+    r"""Runs where decord is installed (``pip install decord``): the host's indices read with ``get_batch``; on
+    these files its frames are the host's bit for bit."""
+    pytest.importorskip("decord")
+    plugin = _plugin("qwen2_vl")
+    for fps, maxlen in CASES:
+        host = _regularize(plugin, videos[kind], "host", monkeypatch, fps, maxlen)
+        ours = _regularize(plugin, videos[kind], "decord", monkeypatch, fps, maxlen)
+        assert [f.tobytes() for f in ours["videos"][0]] == [f.tobytes() for f in host["videos"][0]], (kind, fps)
+        assert ours["frames_indices"] == host["frames_indices"] and ours["fps_per_video"] == host["fps_per_video"]

@@ -201,3 +201,17 @@ def read_frames_from(
     finally:
         context.skip_frame = "DEFAULT"
     return out
+
+
+def read_frames_decord(path: str, indices: Sequence[int]) -> dict[int, Any]:
+    r"""``{index: PIL RGB image}`` of the wanted ``indices`` read with decord's ``VideoReader.get_batch`` (its own
+    FFmpeg and frame index; ``video_backend: decord``). Indices past decord's frame count are absent."""
+    import decord
+    from PIL import Image
+
+    reader = decord.VideoReader(path, num_threads=decoder_threads())
+    wanted = sorted({int(i) for i in indices if 0 <= int(i) < len(reader)})
+    if not wanted:
+        return {}
+    batch = reader.get_batch(wanted).asnumpy()
+    return {index: Image.fromarray(batch[j]) for j, index in enumerate(wanted)}

@@ -12,7 +12,8 @@ timestamps, the resize):
   :func:`llamafactory_video.data.frame_sampler.read_frames_from` (seeking, skipping non-reference frames) and
   cheap stand-ins for the others (the host never converts those). Any file the sampler cannot identify frames in,
   and any decoding error, falls back to the host's own decode-everything loop on a fresh container, so errors and
-  frames stay the host's. ``video_backend: host`` (``LLAMAFACTORY_VIDEO_BACKEND=host``) turns the sampler off.
+  frames stay the host's. ``video_backend: host`` (``LLAMAFACTORY_VIDEO_BACKEND=host``) turns the sampler off;
+  ``video_backend: decord`` reads the same indices with decord's ``get_batch`` instead.
 * :func:`patch_frame_cache`: every ``_regularize_videos`` is wrapped (outermost) to serve a file's output from
   :mod:`llamafactory_video.data.frame_cache` when ``video_frame_cache`` is set.
 * :func:`patch_model_loader`: ``load_tokenizer`` exports the model keys ``video_backend`` / ``video_frame_cache``
@@ -28,7 +29,7 @@ from typing import Any, Optional
 
 
 BACKEND_ENV = "LLAMAFACTORY_VIDEO_BACKEND"
-BACKENDS = ("pyav", "host")
+BACKENDS = ("pyav", "host", "decord")
 DEFAULT_BACKEND = "pyav"
 _LOCAL = threading.local()
 _LOGGED: set[str] = set()
@@ -104,11 +105,14 @@ class SamplingContainer:
         return self._sampled(stream)
 
     def _sampled(self, stream: Any):
-        from ..data.frame_sampler import NotSeekable, read_frames_from
+        from ..data.frame_sampler import NotSeekable, read_frames_decord, read_frames_from
 
         indices = self._indices
         try:
-            frames = read_frames_from(self._real, stream, indices)
+            if current_backend() == "decord":
+                frames = read_frames_decord(self._path, indices)
+            else:
+                frames = read_frames_from(self._real, stream, indices)
         except Exception as err:  # noqa: BLE001 - anything unusual: the host's own loop decides
             reason = f"{type(err).__name__}: {err}" if not isinstance(err, NotSeekable) else str(err)
             _log_once(

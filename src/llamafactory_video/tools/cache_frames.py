@@ -71,7 +71,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--video-maxlen", type=int, default=None, help="video_maxlen (default: the host's)")
     parser.add_argument("--video-max-pixels", type=int, default=None, help="video_max_pixels (default: the host's)")
     parser.add_argument("--video-min-pixels", type=int, default=None, help="video_min_pixels (default: the host's)")
-    parser.add_argument("--video-backend", default="pyav", choices=("pyav", "host"), help="video_backend of the run")
+    parser.add_argument(
+        "--video-backend", default="pyav", choices=("pyav", "host", "decord"), help="video_backend of the run"
+    )
     parser.add_argument("--workers", type=int, default=1, help="decoding processes (default 1)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
