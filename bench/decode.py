@@ -313,37 +313,53 @@ def main(argv: list[str] | None = None) -> int:
     if args.rss_child:
         rss_child(args.rss_child[0], args.rss_child[1], args.cache_dir)
         return 0
-    import av
-
     from llamafactory.data.mm_plugin import get_mm_plugin
 
     plugin = get_mm_plugin("qwen2_vl", image_token="<|image_pad|>", video_token="<|video_pad|>")
     cache_dir = tempfile.mkdtemp(prefix="decode_bench_cache_")
-    videos: list[tuple[str, str]] = []
+    videos: list[tuple[str, Callable[[], str]]] = []
     missing = []
     for name in REAL_VIDEOS:
         path = os.path.join(args.video_dir, name)
         if os.path.isfile(path):
-            videos.append((f"real:{name}", path))
+            videos.append((f"real:{name}", lambda path=path: path))
         else:
             missing.append(path)
     for seconds, height, keyint in SYNTHETIC_QUICK if args.quick else SYNTHETIC_FULL:
-        print(f"synthetic clip {seconds} s {height}p, keyframe every {keyint} s ({args.workdir})", flush=True)
         label = f"synthetic:{seconds}s_{height}p_key{keyint}s"
-        videos.append((label, synthetic_clip(args.workdir, seconds, height, keyint)))
+
+        def make(seconds=seconds, height=height, keyint=keyint) -> str:
+            print(f"synthetic clip {seconds} s {height}p, keyframe every {keyint} s ({args.workdir})", flush=True)
+            return synthetic_clip(args.workdir, seconds, height, keyint)
+
+        videos.append((label, make))
 
     started = time.time()
     results: dict[str, Any] = {}
-    for label, path in videos:
+    path = args.output or os.path.join(HERE, "results", "decode_cpu.json")
+    for label, make_video in videos:
+        video = make_video()
         print(f"decoding {label} ...", flush=True)
         real_or_quick = label.startswith("real:") or args.quick
         sides = make_sides(plugin, cache_dir, full_rgb=real_or_quick)
-        row = {"video": probe(path)}
-        row.update(measure_video(path, sides, args.reps, args.budget_s))
-        row["ceiling"] = ceiling(plugin, path)
+        row = {"video": probe(video)}
+        row.update(measure_video(video, sides, args.reps, args.budget_s))
+        row["ceiling"] = ceiling(plugin, video)
         if args.rss and label.startswith("synthetic:300s") and label.endswith("key4s"):
-            row["rss"] = measure_rss(path, cache_dir)
+            row["rss"] = measure_rss(video, cache_dir)
         results[label] = row
+        write_output(path, args, argv, missing, results, started, complete=False)
+    write_output(path, args, argv, missing, results, started, complete=True)
+    print_table(results)
+    if missing:
+        print(f"real videos not found (skipped): {missing}")
+    print(f"wrote {path}")
+    return 0
+
+
+def write_output(path, args, argv, missing, results, started, complete: bool) -> None:
+    """The JSON so far (rewritten after every video, so a long run that is stopped still leaves its figures)."""
+    import av
 
     output = {
         "benchmark": "decode",
@@ -355,7 +371,7 @@ def main(argv: list[str] | None = None) -> int:
             "python_version": platform.python_version(),
             "device": "cpu",
             "av_version": av.__version__,
-            "loadavg_at_start": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
+            "loadavg_at_write": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
         },
         "settings": {
             "quick": args.quick,
@@ -366,15 +382,18 @@ def main(argv: list[str] | None = None) -> int:
             "one_hour_clips": "not measured (budget of a shared 2-core machine)",
         },
         "frame_sampler_ours": "built",
+        "complete": complete,
         "videos": results,
         "wall_s": time.time() - started,
     }
-    path = args.output or os.path.join(HERE, "results", "decode_cpu.json")
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with open(path, "w", encoding="utf-8") as f:
+    with open(path + ".partial", "w", encoding="utf-8") as f:
         json.dump(output, f, indent=2)
         f.write("\n")
+    os.replace(path + ".partial", path)
 
+
+def print_table(results: dict[str, Any]) -> None:
     print(
         f"{'video':30s} {'frames':>6s} {'host s':>8s} {'ours s':>8s} {'cache s':>8s} {'host/ours':>9s} "
         f"{'host/cache':>10s} {'ceiling':>7s} {'decoded':>8s}"
@@ -388,10 +407,6 @@ def main(argv: list[str] | None = None) -> int:
             f"{row['ratio_host_over_ours']:9.2f} {row['ratio_host_over_ours_cache']:10.1f} "
             f"{c['ceiling_ratio']:7.2f} {c['ours_stats']['frames_out']:8d}"
         )
-    if missing:
-        print(f"real videos not found (skipped): {missing}")
-    print(f"wrote {path}")
-    return 0
 
 
 if __name__ == "__main__":
