@@ -217,6 +217,7 @@ def wrap_cached(original: Any, owner: str) -> Any:
         return merged if merged is not None else original(self, videos, **kwargs)
 
     _regularize_videos.__frame_cache__ = original
+    _regularize_videos.__wrapped__ = original  # inspect.unwrap reaches the host's own method through both wrappers
     return _regularize_videos
 
 
