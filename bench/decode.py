@@ -301,6 +301,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--video-dir", default=DEFAULT_VIDEO_DIR, help="directory of the real sample videos")
     parser.add_argument("--workdir", default=os.path.join(HERE, ".cache"), help="where synthetic clips are cached")
     parser.add_argument("--output", default=None, help="JSON path (default bench/results/decode_cpu.json)")
+    parser.add_argument("--table", metavar="JSON", help="print the markdown table of a results file and exit")
     parser.add_argument("--rss-child", nargs=2, metavar=("SIDE", "PATH"), help=argparse.SUPPRESS)
     parser.add_argument("--cache-dir", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -312,6 +313,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.rss_child:
         rss_child(args.rss_child[0], args.rss_child[1], args.cache_dir)
+        return 0
+    if args.table:
+        with open(args.table, encoding="utf-8") as f:
+            print(markdown_table(json.load(f)))
         return 0
     from llamafactory.data.mm_plugin import get_mm_plugin
 
@@ -391,6 +396,37 @@ def write_output(path, args, argv, missing, results, started, complete: bool) ->
         json.dump(output, f, indent=2)
         f.write("\n")
     os.replace(path + ".partial", path)
+
+
+def markdown_table(data: dict[str, Any]) -> str:
+    """The docs table: per clip, median seconds per video of each side and the ratios stock / ours."""
+
+    def sec(block: dict[str, Any]) -> str:
+        if block.get("status") != "ok":
+            return "—"
+        s = block["seconds"]
+        return f"{s['median']:.3f}" if s["n"] < 3 else f"{s['median']:.3f} [{s['p10']:.3f}–{s['p90']:.3f}]"
+
+    lines = [
+        "| clip | frames | stock s/video | ours s/video | cache s/video | PyAV decode-all s | stock / ours | "
+        "frames decoded: stock / ours | ceiling | stock / cache | peak RSS above import, MiB: stock / ours / cache |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for label, row in data["videos"].items():
+        s, c, v = row["sides"], row["ceiling"], row["video"]
+        rss = row.get("rss", {}).get("above_import_mib")
+        rss_cell = "—"
+        if rss:
+            rss_cell = " / ".join(f"{rss[k]:.0f}" if rss.get(k) is not None else "—" for k in RSS_SIDES)
+        lines.append(
+            f"| {label} ({v['width']}x{v['height']}, {v['fps']:.0f} fps, {v['keyframes']} keyframes) | "
+            f"{v['frames']} | "
+            f"{sec(s['host_qwen2vl'])} | {sec(s['ours'])} | {sec(s['ours_cache'])} | {sec(s['pyav_decode'])} | "
+            f"x{row['ratio_host_over_ours']:.2f} | {v['frames']} / {c['ours_stats']['frames_out']} "
+            f"(x{c['ours_decode_ratio']:.1f}) | x{c['ceiling_ratio']:.2f} | "
+            f"x{row['ratio_host_over_ours_cache']:.0f} | {rss_cell} |"
+        )
+    return "\n".join(lines)
 
 
 def print_table(results: dict[str, Any]) -> None:
