@@ -263,6 +263,11 @@ def bench_scst_step(ctx: Context) -> dict[str, Any]:
 def bench_decode(ctx: Context) -> dict[str, Any]:
     """Stock video path (Qwen2-VL plugin, PyAV, every frame) vs our frame sampler and our frame cache."""
     raw = run_script(ctx, "decode.py", ["--workdir", ctx.workdir] + (["--quick"] if ctx.quick else []), "decode")
+    return summarize_decode(raw)
+
+
+def summarize_decode(raw: dict[str, Any]) -> dict[str, Any]:
+    """``bench_decode``'s entry from ``bench/decode.py``'s JSON (also for a run of the script on its own)."""
     videos = {}
     for label, row in raw["videos"].items():
         sides = {}
