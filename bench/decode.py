@@ -40,7 +40,6 @@ import datetime
 import json
 import os
 import platform
-import resource
 import subprocess
 import sys
 import tempfile
@@ -261,18 +260,31 @@ def measure_video(path: str, sides: dict[str, Callable[[str], int] | None], reps
     return result
 
 
+def _status_mib(field: str) -> float:
+    with open("/proc/self/status", encoding="utf-8") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024
+    raise KeyError(field)
+
+
 def rss_child(side: str, path: str, cache_dir: str) -> None:
-    """One call of ``side`` in this fresh process; prints the peak RSS in MiB as JSON."""
+    """One call of ``side`` in this fresh process; prints its peak RSS above the RSS just before the call, in MiB
+    (Linux: the peak is reset through ``/proc/self/clear_refs`` after the imports, whose own peak is larger)."""
     from llamafactory.data.mm_plugin import get_mm_plugin
 
     plugin = get_mm_plugin("qwen2_vl", image_token="<|image_pad|>", video_token="<|video_pad|>")
+    sides = make_sides(plugin, cache_dir, full_rgb=False)
+    with open("/proc/self/clear_refs", "w", encoding="utf-8") as f:
+        f.write("5")  # reset VmHWM (peak RSS) to the current RSS
+    before = _status_mib("VmRSS")
     if side != "import_only":
-        make_sides(plugin, cache_dir, full_rgb=False)[side](path)
-    print(json.dumps({"peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+        sides[side](path)
+    print(json.dumps({"peak_rss_mib": _status_mib("VmHWM") - before, "rss_before_mib": before}))
 
 
 def measure_rss(path: str, cache_dir: str) -> dict[str, Any]:
-    """Peak RSS of one call per side, each in a fresh process, minus an import-only process."""
+    """Peak RSS of one call per side above the RSS before it, each in a fresh process (import_only: ~0)."""
     out: dict[str, Any] = {}
     for side in ("import_only",) + RSS_SIDES:
         proc = subprocess.run(
