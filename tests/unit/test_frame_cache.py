@@ -155,3 +155,12 @@ def test_cache_frames_fills_the_cache_training_reads(tmp_path, monkeypatch, caps
     monkeypatch.undo()
     monkeypatch.delenv(frame_cache.ENV, raising=False)
     _same(hit, plugin._regularize_videos(videos, **kwargs))
+
+
+def test_entries_are_per_plugin_class(video, tmp_path, monkeypatch):
+    r"""Plugins that inherit one ``_regularize_videos`` may still resize differently (their own
+    ``_preprocess_image``): each class gets its own entry."""
+    monkeypatch.setenv(frame_cache.ENV, str(tmp_path / "cache"))
+    for family in ("qwen2_vl", "qwen3_vl", "base", "llava_next_video"):
+        _plugin(family)._regularize_videos([video], **KW)
+    assert len([f for _, _, files in os.walk(tmp_path / "cache") for f in files]) == 4

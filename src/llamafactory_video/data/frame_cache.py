@@ -1,6 +1,6 @@
 """Decode once per run: an on-disk cache of the frames the host's ``_regularize_videos`` returns for a video.
 
-One entry per (plugin class, file, size, mtime, every keyword of the call: ``video_fps``, ``video_maxlen``,
+One entry per (the plugin's class, file, size, mtime, every keyword of the call: ``video_fps``, ``video_maxlen``,
 ``image_max_pixels``, ``image_min_pixels``): an uncompressed ``.npz`` (``np.savez``, loaded with
 ``allow_pickle=False``; never a pickle) holding
 

@@ -196,7 +196,7 @@ def _merge(outputs: list[dict[str, Any]]) -> Optional[dict[str, Any]]:
     return merged
 
 
-def wrap_cached(original: Any, owner: str) -> Any:
+def wrap_cached(original: Any) -> Any:
     def _regularize_videos(self, videos, **kwargs):
         from ..data import frame_cache
 
@@ -206,7 +206,8 @@ def wrap_cached(original: Any, owner: str) -> Any:
         outputs = []
         for video in videos:
             is_file = isinstance(video, (str, os.PathLike))
-            key = frame_cache.entry_key(owner, os.fspath(video), kwargs) if is_file else None
+            # keyed by the plugin's own class: subclasses that inherit _regularize_videos may resize differently
+            key = frame_cache.entry_key(type(self).__qualname__, os.fspath(video), kwargs) if is_file else None
             hit = frame_cache.load(directory, key, os.fspath(video)) if key else None
             if hit is None:
                 hit = original(self, [video], **kwargs)
@@ -227,7 +228,7 @@ def patch_frame_cache(module: ModuleType) -> None:
         if isinstance(value, type) and "_regularize_videos" in vars(value):
             current = vars(value)["_regularize_videos"]
             if getattr(current, "__frame_cache__", None) is None:
-                value._regularize_videos = wrap_cached(current, value.__qualname__)
+                value._regularize_videos = wrap_cached(current)
 
 
 # ------------------------------------------------------------------------------------------------ model keys

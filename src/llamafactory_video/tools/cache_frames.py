@@ -53,8 +53,7 @@ def _cache_one(template: str, path: str, kwargs: dict[str, Any], cache_dir: str,
         return path, f"{type(err).__name__}: {err}"
     from ..data import frame_cache
 
-    owner = next(c for c in type(plugin).__mro__ if "_regularize_videos" in vars(c)).__qualname__
-    key = frame_cache.entry_key(owner, path, kwargs)
+    key = frame_cache.entry_key(type(plugin).__qualname__, path, kwargs)
     if not out["videos"][0] or key is None or not os.path.isfile(frame_cache.entry_path(cache_dir, key)):
         return path, "decoded, but no cache entry was written (see the warning above)"
     return path, ""
