@@ -284,7 +284,8 @@ def rss_child(side: str, path: str, cache_dir: str) -> None:
 
 
 def measure_rss(path: str, cache_dir: str) -> dict[str, Any]:
-    """Peak RSS of one call per side above the RSS before it, each in a fresh process (import_only: ~0)."""
+    """Peak RSS of one call per side above the RSS just before it, each in a fresh process (``import_only``, a
+    process that calls nothing, shows the method's floor: about 0)."""
     out: dict[str, Any] = {}
     for side in ("import_only",) + RSS_SIDES:
         proc = subprocess.run(
@@ -295,11 +296,7 @@ def measure_rss(path: str, cache_dir: str) -> dict[str, Any]:
         )
         line = [x for x in proc.stdout.splitlines() if x.startswith("{")]
         out[side] = json.loads(line[-1])["peak_rss_mib"] if proc.returncode == 0 and line else None
-    base = out["import_only"]
-    return {
-        "peak_rss_mib": out,
-        "above_import_mib": {s: (out[s] - base if out[s] is not None and base else None) for s in RSS_SIDES},
-    }
+    return {"peak_above_before_call_mib": out}
 
 
 # ------------------------------------------------------------------------------------------------ main
@@ -421,12 +418,12 @@ def markdown_table(data: dict[str, Any]) -> str:
 
     lines = [
         "| clip | frames | stock s/video | ours s/video | cache s/video | PyAV decode-all s | stock / ours | "
-        "frames decoded: stock / ours | ceiling | stock / cache | peak RSS above import, MiB: stock / ours / cache |",
+        "frames decoded: stock / ours | ceiling | stock / cache | peak RSS of the call, MiB: stock / ours / cache |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for label, row in data["videos"].items():
         s, c, v = row["sides"], row["ceiling"], row["video"]
-        rss = row.get("rss", {}).get("above_import_mib")
+        rss = row.get("rss", {}).get("peak_above_before_call_mib")
         rss_cell = "—"
         if rss:
             rss_cell = " / ".join(f"{rss[k]:.0f}" if rss.get(k) is not None else "—" for k in RSS_SIDES)
