@@ -79,8 +79,11 @@ class SamplingContainer:
         self._real = real
         self._indices: Optional[list[int]] = None
         self._done = False
+        self._pid = os.getpid()
         kept = []
         for container in getattr(_LOCAL, "containers", []):
+            if container._pid != self._pid:
+                continue  # inherited through fork (data-loader / cache-frames workers): the parent's, never closed here
             if container._done:
                 # the host never closes the containers of _regularize_videos; PyAV's own reference cycles then keep
                 # each one's native buffers until the cyclic GC runs, which our sampler (few Python objects per
