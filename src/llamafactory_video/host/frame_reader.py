@@ -83,7 +83,7 @@ class SamplingContainer:
         kept = []
         for container in getattr(_LOCAL, "containers", []):
             if container._pid != self._pid:
-                continue  # inherited through fork (data-loader / cache-frames workers): the parent's, never closed here
+                continue  # inherited through fork (loader / cache-frames workers): the parent's; never closed here
             if container._done:
                 # the host never closes the containers of _regularize_videos; PyAV's own reference cycles then keep
                 # each one's native buffers until the cyclic GC runs, which our sampler (few Python objects per
