@@ -72,6 +72,7 @@ def _lazy(module_path: str) -> Command:
 COMMANDS: dict[str, Command] = {
     "stages": ("list the stages this plugin adds to llamafactory-cli train", _stages_args, _stages_run),
     "check-data": _lazy("llamafactory_video.tools.check_data"),
+    "cache-frames": _lazy("llamafactory_video.tools.cache_frames"),
     "eval-captions": _lazy("llamafactory_video.tools.eval_captions"),
     "add-subtitles": _lazy("llamafactory_video.tools.add_subtitles"),
     "subtitle-prompt": _lazy("llamafactory_video.tools.subtitle_prompt"),

@@ -714,9 +714,35 @@ class VideoModelArguments(ModelArguments):
     video_token_pool_mode: Literal["average", "max", "bilinear"] = field(
         default="average", metadata={"help": "Pooling of `video_token_pool_stride`: `average`, `max` or `bilinear`."}
     )
+    video_backend: Literal["pyav", "host", "decord"] = field(
+        default="pyav",
+        metadata={
+            "help": "How video files are read, for every stage and family: `pyav` = llamafactory-video's frame "
+            "sampler (the host's frame indices and bit-identical frames, decoded by seeking to the keyframe before "
+            "each sampled frame and skipping non-reference frames; falls back to `host` on files it cannot index); "
+            "`host` = LlamaFactory's own loop that decodes every frame from the start; `decord` = the host's frame "
+            "indices read with decord's get_batch (needs `pip install decord`)."
+        },
+    )
+    video_frame_cache: Optional[str] = field(
+        default=None,
+        metadata={
+            "help": "Directory of an on-disk frame cache: each video's sampled frames at the processor's resolution "
+            "are decoded once and reused by later epochs, ranks, workers, check-data and predict "
+            "(`llamafactory-video cache-frames` fills it ahead of training). Unset = no cache."
+        },
+    )
 
     def __post_init__(self):
         check_literal_fields(self, owners=(VideoModelArguments,))
+        if self.video_backend == "decord":
+            import importlib.util
+
+            if importlib.util.find_spec("decord") is None:
+                raise ValueError(
+                    "`video_backend: decord` needs the decord package, which is not importable here: "
+                    "`pip install decord` (or `.[decord]`), or use `video_backend: pyav` (the default)."
+                )
         super().__post_init__()
         if int(self.video_token_pool_stride) != self.video_token_pool_stride or self.video_token_pool_stride < 1:
             raise ValueError(

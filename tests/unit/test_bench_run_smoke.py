@@ -88,15 +88,18 @@ def test_run_quick_subset(tmp_path):
         assert row["ratio_naive_over_vectorised"] > 0 and row["max_abs_diff"] < 1e-3
 
     decode = results["benchmarks"]["decode"]
-    assert decode["status"] == "ok" and decode["summary"]["frame_sampler_ours"] == "not built yet"
+    assert decode["status"] == "ok" and decode["summary"]["frame_sampler_ours"] == "built"
     assert any(label.startswith("synthetic:") for label in decode["summary"]["videos"])
     for row in decode["summary"]["videos"].values():
-        for side in ("host_qwen2vl", "pyav_decode", "pyav_rgb"):
+        for side in ("host_qwen2vl", "ours", "ours_cache", "pyav_decode", "pyav_rgb"):
             assert row["sides"][side]["status"] == "ok"
             assert {"median", "p10", "p90"} == set(row["sides"][side]["seconds"])
-        assert row["sides"]["ours"]["status"] == "not built yet"
+        assert row["sides"]["ours"]["frames_returned"] == row["sides"]["host_qwen2vl"]["frames_returned"]
+        assert row["sides"]["ours_cache"]["frames_returned"] == row["sides"]["host_qwen2vl"]["frames_returned"]
         assert row["sides"]["decord"]["status"] in ("ok", "unavailable")
-        assert row["ratio_host_over_pyav_rgb"] > 0
+        assert row["ratio_host_over_ours"] > 0 and row["ratio_host_over_ours_cache"] > 0
+        ceiling = row["ceiling"]
+        assert ceiling["ceiling_ratio"] >= 1 and ceiling["frames_from_keyframes"] <= row["video"]["frames"]
 
     gpu = results["benchmarks"]["gpu"]
     assert gpu["status"] == "ok" and gpu["summary"]["code_path_check_only"] is True

@@ -14,7 +14,10 @@
 |                                  | llava_next_video: videos reach transformers 5.6's video processor     |
 |                                  | without the `images=None` it rejects (llava_next_video.py)           |
 |                                  | _regularize_videos: decode failures / short files name file + sample |
+|                                  | `av` proxy + sample-index hook: our seeking frame sampler;          |
+|                                  | _regularize_videos served from the frame cache (video_frame_cache)  |
 | llamafactory.model.loader        | video token pooling (model key or saved json) on processor and model; |
+|                                  | load_tokenizer exports video_backend / video_frame_cache to the env   |
 |                                  | peft's adapter save resolves a resized vocabulary on composite configs |
 | llamafactory.train.tuner         | _training_function dispatches plugin stages to their workflows        |
 | llamafactory.train.trainer_utils | transformers.Trainer resumes full weights with the key conversion and |
@@ -70,6 +73,7 @@ def patch_data_loader(module: ModuleType) -> None:
 
 
 def patch_mm_plugin(module: ModuleType) -> None:
+    from .frame_reader import patch_frame_cache, patch_video_reading
     from .llava_next_video import patch_llava_next_video_plugin
     from .pooling import patch_mm_plugin as patch
     from .qwen3_vl import patch_qwen3_vl_plugin
@@ -79,15 +83,19 @@ def patch_mm_plugin(module: ModuleType) -> None:
     patch_llava_next_video_plugin(module)
     patch(module)
     patch_regularize_videos(module)
+    patch_video_reading(module)  # our frame sampler (video_backend)
+    patch_frame_cache(module)  # outermost: video_frame_cache
 
 
 def patch_model_loader(module: ModuleType) -> None:
     import peft.peft_model
 
+    from .frame_reader import patch_model_loader as patch_video_keys
     from .peft_save import patch_peft_model
     from .pooling import patch_model_loader as patch
 
     patch(module)
+    patch_video_keys(module)  # video_backend / video_frame_cache -> environment for every process
     patch_peft_model(peft.peft_model)
 
 
