@@ -288,7 +288,7 @@ def peak_memory_mb(args: argparse.Namespace, route: str, r: dict[str, Any]) -> f
         return (torch.cuda.max_memory_allocated() - base) / 2**20
     child = [sys.executable, os.path.abspath(__file__), "--memory-child", "--route", route]
     child += ["--device", "cpu", "--workdir", args.workdir]
-    for key in ("hidden", "layers", "vocab", "batch", "frames", "side"):
+    for key in ("hidden", "layers", "vocab", "batch", "frames", "side", "family"):
         child += [f"--{key}", str(getattr(args, key))]
     proc = subprocess.run(child, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
