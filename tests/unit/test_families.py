@@ -275,3 +275,25 @@ def test_host_contract_for_family_plugins():
     # Qwen3-VL's stock expansion: one timestamped run per slot (what Qwen3VLFamily writes on the pooled path)
     stock = inspect.getsource(inspect.unwrap(mm_plugin.Qwen3VLPlugin.process_messages))  # under host/qwen3_vl.py
     assert "seconds>" in stock and "_calculate_timestamps" in stock
+
+
+@pytest.mark.parametrize("name", sorted(FAMILIES))
+def test_module_paths_resolve_on_the_tiny_model(name, tmp_path) -> None:
+    r"""``vision_tower`` / ``projector`` / ``language_model`` of each family are real submodules of its tiny model,
+    also found through a PEFT wrapper (the core is searched among all modules)."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoConfig, AutoModelForImageTextToText
+
+    from llamafactory_video.testing.tiny_families import FAMILY_BUILDERS
+
+    family = FAMILIES[name]
+    model_dir = FAMILY_BUILDERS[family.tiny_builder](str(tmp_path / name), vocab_layout="exact")
+    model = AutoModelForImageTextToText.from_config(AutoConfig.from_pretrained(model_dir))
+    wrapped = get_peft_model(model, LoraConfig(r=2, target_modules=["q_proj"]))
+    for target in (model, wrapped):
+        parts = {what: getattr(family, what)(target) for what in ("vision_tower", "projector", "language_model")}
+        owned = {id(m) for m in model.modules()}
+        assert all(id(part) in owned for part in parts.values()), name
+        assert len({id(part) for part in parts.values()}) == 3, name
+        assert isinstance(parts["language_model"].embed_tokens, torch.nn.Embedding), name
+        assert sum(p.numel() for p in parts["vision_tower"].parameters()) > 0, name

@@ -66,6 +66,14 @@ class VideoFamily:
     take (Qwen3-VL: ``video_metadata``); stages that call ``generate`` themselves drop them."""
     tiny_builder: ClassVar[str] = ""
     """Key of the family's tiny offline builder in ``testing.tiny_families.FAMILY_BUILDERS``."""
+    vision_tower_path: ClassVar[str] = ""
+    """Dotted attribute path of the vision encoder inside the core module (e.g. ``"visual"``)."""
+    projector_path: ClassVar[str] = ""
+    """Dotted attribute path of the vision-to-LLM projector inside the core (e.g. ``"visual.merger"``)."""
+    language_model_path: ClassVar[str] = "language_model"
+    """Dotted attribute path of the decoder stack (without the LM head) inside the core."""
+    core_attributes: ClassVar[tuple[str, ...]] = ()
+    """Attributes that mark the family's core module (default: the first part of each path above)."""
 
     # ------------------------------------------------------------------------------------------- detection
     def matches_config(self, config: Any) -> bool:
@@ -78,20 +86,39 @@ class VideoFamily:
     # ------------------------------------------------------------------------------------------- modules
     def find_core(self, model: nn.Module) -> nn.Module:
         r"""The family's base multimodal module (vision tower + language model) inside a possibly PEFT- / DDP-
-        wrapped ``...ForConditionalGeneration``."""
-        raise FamilyNotSupported(f"{self.name}: find_core is not implemented")
+        wrapped ``...ForConditionalGeneration``: the first module of the family's config holding every
+        :attr:`core_attributes`."""
+        marks = self.core_attributes or tuple(
+            dict.fromkeys(p.split(".")[0] for p in (self.vision_tower_path, self.projector_path,
+                                                   self.language_model_path) if p)
+        )
+        if not marks:
+            raise FamilyNotSupported(f"{self.name}: find_core is not implemented")
+        for module in model.modules():
+            if self.matches_config(getattr(module, "config", None)) and all(hasattr(module, a) for a in marks):
+                return module
+        named = ", ".join(f"`{a}`" for a in marks)
+        raise ValueError(f"{type(model).__name__} holds no {self.title} core (a module with {named}).")
+
+    def _core_part(self, model: nn.Module, path: str, what: str) -> nn.Module:
+        if not path:
+            raise FamilyNotSupported(f"{self.name}: {what} is not implemented")
+        module = self.find_core(model)
+        for part in path.split("."):
+            module = getattr(module, part)
+        return module
 
     def vision_tower(self, model: nn.Module) -> nn.Module:
         r"""The vision encoder (the part run on pixels)."""
-        raise FamilyNotSupported(f"{self.name}: vision_tower is not implemented")
+        return self._core_part(model, self.vision_tower_path, "vision_tower")
 
     def projector(self, model: nn.Module) -> nn.Module:
         r"""The module mapping vision features to the language model's width."""
-        raise FamilyNotSupported(f"{self.name}: projector is not implemented")
+        return self._core_part(model, self.projector_path, "projector")
 
     def language_model(self, model: nn.Module) -> nn.Module:
         r"""The decoder stack (without the LM head)."""
-        raise FamilyNotSupported(f"{self.name}: language_model is not implemented")
+        return self._core_part(model, self.language_model_path, "language_model")
 
     def video_token_id(self, config: Any) -> int:
         return int(config.video_token_id)

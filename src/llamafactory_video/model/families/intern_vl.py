@@ -17,7 +17,6 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from torch import nn
 
 from .base import VideoFamily
 
@@ -32,33 +31,14 @@ class InternVLFamily(VideoFamily):
     mm_plugins = ("InternVLPlugin",)
     generate_repeats_visual_inputs = False  # generate repeat_interleaves pixel_values frame by frame
     tiny_builder = "intern_vl"
+    vision_tower_path = "vision_tower"
+    projector_path = "multi_modal_projector"
     e2e_tests = {
         "action_cls": "tests/e2e/test_intern_vl_cli.py::test_action_cls_on_intern_vl",
         "scst": "tests/e2e/test_intern_vl_cli.py::test_scst_on_intern_vl",
     }
 
     # ------------------------------------------------------------------------------------------- modules
-    def find_core(self, model: nn.Module) -> nn.Module:
-        for module in model.modules():
-            if (
-                self.matches_config(getattr(module, "config", None))
-                and hasattr(module, "vision_tower")
-                and hasattr(module, "multi_modal_projector")
-                and hasattr(module, "language_model")
-            ):
-                return module
-        raise ValueError(f"{type(model).__name__} holds no {self.title} core (a module with `vision_tower`, "
-                         "`multi_modal_projector` and `language_model`).")
-
-    def vision_tower(self, model: nn.Module) -> nn.Module:
-        return self.find_core(model).vision_tower
-
-    def projector(self, model: nn.Module) -> nn.Module:
-        return self.find_core(model).multi_modal_projector
-
-    def language_model(self, model: nn.Module) -> nn.Module:
-        return self.find_core(model).language_model
-
     def video_token_id(self, config: Any) -> int:
         r"""Frames are written with the image token ``<IMG_CONTEXT>``; there is no separate video token."""
         return int(config.image_token_id)

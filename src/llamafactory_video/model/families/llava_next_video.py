@@ -19,7 +19,6 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from torch import nn
 
 from .base import VideoFamily
 
@@ -34,33 +33,15 @@ class LlavaNextVideoFamily(VideoFamily):
     mm_plugins = ("LlavaNextVideoPlugin",)
     generate_repeats_visual_inputs = False  # a packed (1, sum F) row would be repeated whole, not per sample
     tiny_builder = "llava_next_video"
+    vision_tower_path = "vision_tower"
+    projector_path = "multi_modal_projector"
+    core_attributes = ("vision_tower", "vision_resampler", "language_model")
     e2e_tests = {
         "action_cls": "tests/e2e/test_llava_next_video_cli.py::test_action_cls_on_llava_next_video",
         "scst": "tests/e2e/test_llava_next_video_cli.py::test_scst_on_llava_next_video",
     }
 
     # ------------------------------------------------------------------------------------------- modules
-    def find_core(self, model: nn.Module) -> nn.Module:
-        for module in model.modules():
-            if (
-                self.matches_config(getattr(module, "config", None))
-                and hasattr(module, "vision_tower")
-                and hasattr(module, "vision_resampler")
-                and hasattr(module, "language_model")
-            ):
-                return module
-        raise ValueError(f"{type(model).__name__} holds no {self.title} core (a module with `vision_tower`, "
-                         "`vision_resampler` and `language_model`).")
-
-    def vision_tower(self, model: nn.Module) -> nn.Module:
-        return self.find_core(model).vision_tower
-
-    def projector(self, model: nn.Module) -> nn.Module:
-        return self.find_core(model).multi_modal_projector
-
-    def language_model(self, model: nn.Module) -> nn.Module:
-        return self.find_core(model).language_model
-
     def video_token_id(self, config: Any) -> int:
         return int(config.video_token_index)
 

@@ -14,7 +14,6 @@ from copy import deepcopy
 from typing import Any
 
 import torch
-from torch import nn
 
 from ..fastslow import pool_video_features, rope_position_ids, slot_token_counts
 from .base import VideoFamily
@@ -40,6 +39,9 @@ class Qwen2VLFamily(VideoFamily):
     features = frozenset({"video_token_pool_stride"})
     mm_plugins = ("Qwen2VLPlugin",)
     tiny_builder = "qwen2_5_vl"
+    vision_tower_path = "visual"
+    projector_path = "visual.merger"
+    core_attributes = ("visual", "language_model")
     e2e_tests = {
         "action_cls": "tests/e2e/test_action_cls_cli.py::test_learns_the_synthetic_task",
         "scst": "tests/e2e/test_scst_cli.py::test_scst_raises_held_out_cider_of_greedy_captions",
@@ -48,24 +50,6 @@ class Qwen2VLFamily(VideoFamily):
     }
 
     # ------------------------------------------------------------------------------------------- modules
-    def find_core(self, model: nn.Module) -> nn.Module:
-        for module in model.modules():
-            if self.matches_config(getattr(module, "config", None)) and hasattr(module, "visual") and hasattr(
-                module, "language_model"
-            ):
-                return module
-        raise ValueError(f"{type(model).__name__} holds no {self.title} core (a module with `visual` and "
-                         "`language_model`).")
-
-    def vision_tower(self, model: nn.Module) -> nn.Module:
-        return self.find_core(model).visual
-
-    def projector(self, model: nn.Module) -> nn.Module:
-        return self.find_core(model).visual.merger
-
-    def language_model(self, model: nn.Module) -> nn.Module:
-        return self.find_core(model).language_model
-
     def tokens_per_second(self, config: Any) -> float | None:
         r"""Qwen2.5-VL's time scale of M-RoPE; ``None`` for Qwen2-VL (one position per slot)."""
         if getattr(config, "model_type", None) != "qwen2_5_vl":

@@ -47,9 +47,6 @@ class Qwen3VLFamily(Qwen2VLFamily):
     def tokens_per_second(self, config: Any) -> float | None:
         return None  # time is in the timestamp text; every run starts at offset 0
 
-    def projector(self, model):
-        return self.find_core(model).visual.merger
-
     # ------------------------------------------------------------------------------------------- placeholders
     def placeholder_runs(self, video_grid_thw, merge_size, pooling=None):
         return self.slot_runs(video_grid_thw, merge_size, pooling)
