@@ -2,7 +2,8 @@
 
 LlamaFactory's ``get_train_args`` unpacks exactly five dataclasses and a field name must be unique
 across them, so each stage's keys carry the stage's prefix and live in a mixin that
-:class:`VideoFinetuningArguments` adds to the host's ``FinetuningArguments``. ``host/patches.py``
+:class:`VideoFinetuningArguments` adds to the host's ``FinetuningArguments`` (the stage table,
+``registry.StageSpec.arguments``, names each stage's mixin). ``host/parser.py``
 swaps that subclass into the host parser; nothing else changes for the stock stages.
 """
 
@@ -630,12 +631,10 @@ SHARED_ARGUMENT_CLASSES: tuple[type, ...] = (CaptionWatchArguments,)
 """Mixins whose keys every stage's arguments carry (stock stages included)."""
 
 STAGE_ARGUMENT_CLASSES: dict[str, type] = {
-    "action_cls": ActionClsArguments,
-    "scst": ScstArguments,
-    "fastslow_ar": FastslowArArguments,
-    "sparc_align": SparcAlignArguments,
+    name: spec.load_arguments() for name, spec in STAGES.items() if spec.arguments
 }
-"""Stage -> its argument mixin; only mixins of registered stages join the host's arguments."""
+"""Stage -> its argument mixin, read from the stage table (``registry.StageSpec.arguments``): only mixins of
+registered stages join the host's arguments."""
 
 
 def _validate_active_stage(args) -> None:
@@ -645,7 +644,7 @@ def _validate_active_stage(args) -> None:
 
 
 def _build_finetuning_arguments() -> type:
-    mixins = tuple(STAGE_ARGUMENT_CLASSES[name] for name in STAGES if name in STAGE_ARGUMENT_CLASSES)
+    mixins = tuple(STAGE_ARGUMENT_CLASSES.values())
     mixins += SHARED_ARGUMENT_CLASSES
 
     def __post_init__(self):
@@ -760,34 +759,9 @@ def plugin_keys() -> frozenset[str]:
     return frozenset(keys)
 
 
-def _copyfrom_keeping_subclass(original):
-    r"""``ModelArguments.copyfrom(source)`` builds ``cls(**fields(source))``; the host calls it on the base class
-    (reference / reward models), which would reject our extra keys. Build the source's own class instead."""
-    func = original.__func__
-
-    def copyfrom(cls, source, **kwargs):
-        if isinstance(source, cls) and type(source) is not cls:
-            cls = type(source)
-        return func(cls, source, **kwargs)
-
-    copyfrom.__wrapped__ = func
-    return classmethod(copyfrom)
-
-
-def install_into_parser(parser_module) -> None:
-    r"""Swap our argument classes into the host parser's argument lists (host/patches.py calls this)."""
-    if not hasattr(ModelArguments.__dict__["copyfrom"].__func__, "__wrapped__"):
-        ModelArguments.copyfrom = _copyfrom_keeping_subclass(ModelArguments.__dict__["copyfrom"])
-    swap = {
-        FinetuningArguments: VideoFinetuningArguments,
-        GeneratingArguments: VideoGeneratingArguments,
-        ModelArguments: VideoModelArguments,
-    }
-    for list_name in ("_TRAIN_ARGS", "_INFER_ARGS", "_EVAL_ARGS", "_TRAIN_MCA_ARGS"):
-        arg_classes = getattr(parser_module, list_name, None)
-        if isinstance(arg_classes, list):
-            arg_classes[:] = [swap.get(cls, cls) for cls in arg_classes]
-
+INITIALISED = True
+"""Set last: ``host/patches.py`` sees a half-initialised module (imported while the host's parser loads) by its
+absence and leaves the swap to the block below."""
 
 # Imported before LlamaFactory's parser finished loading? Its patch found this module half-initialised and
 # left the swap to us.
@@ -795,4 +769,6 @@ if "llamafactory.hparams.parser" in sys.modules:
     from ._bootstrap import is_disabled
 
     if not is_disabled():
+        from .host.parser import install_into_parser
+
         install_into_parser(sys.modules["llamafactory.hparams.parser"])

@@ -18,6 +18,8 @@ class StageSpec:
     """Name shown in LlamaBoard's training-stage dropdown."""
     workflow: str
     """``module:function`` with the signature of the host's ``run_sft``."""
+    arguments: str = ""
+    """``module:Class``, the stage's argument mixin (its keys join the host's ``FinetuningArguments``)."""
     processor: str = ""
     """``module:Class``, a host ``DatasetProcessor`` subclass used for this stage's datasets."""
     host_data_stage: str = ""
@@ -35,6 +37,9 @@ class StageSpec:
     def load_processor(self) -> Any:
         return _load(self.processor)
 
+    def load_arguments(self) -> Any:
+        return _load(self.arguments)
+
 
 def _load(path: str) -> Any:
     module_name, attr = path.split(":")
@@ -48,6 +53,7 @@ STAGES: dict[str, StageSpec] = {
             name="action_cls",
             label="Video Action Classification",
             workflow="llamafactory_video.train.action_cls.workflow:run_action_cls",
+            arguments="llamafactory_video.hparams:ActionClsArguments",
             processor="llamafactory_video.data.processor:ActionClsDatasetProcessor",
             extra_columns=("action_label",),
             required_columns=("action_label",),
@@ -57,6 +63,7 @@ STAGES: dict[str, StageSpec] = {
             name="scst",
             label="Video Captioning SCST",
             workflow="llamafactory_video.train.scst.workflow:run_scst",
+            arguments="llamafactory_video.hparams:ScstArguments",
             processor="llamafactory_video.data.processor:ScstDatasetProcessor",
             extra_columns=("references", "category", "answer"),
             required_columns=("references",),
@@ -66,6 +73,7 @@ STAGES: dict[str, StageSpec] = {
             name="fastslow_ar",
             label="Video Fast/Slow Autoregressive",
             workflow="llamafactory_video.train.fastslow_ar.workflow:run_fastslow_ar",
+            arguments="llamafactory_video.hparams:FastslowArArguments",
             host_data_stage="sft",
             docs="docs/stages/fastslow_ar.md",
         ),
@@ -73,6 +81,7 @@ STAGES: dict[str, StageSpec] = {
             name="sparc_align",
             label="Video-Text Alignment (SPARC)",
             workflow="llamafactory_video.train.sparc_align.workflow:run_sparc_align",
+            arguments="llamafactory_video.hparams:SparcAlignArguments",
             processor="llamafactory_video.data.processor:SparcAlignDatasetProcessor",
             extra_columns=("captions", "video_id"),
             docs="docs/stages/sparc_align.md",

@@ -437,3 +437,25 @@ def test_get_train_args_refuses_auto_resuming_another_stages_checkpoint(tmp_path
         get_train_args(dict(args))
     assert str(checkpoint) in str(err.value) and "overwrite_output_dir" in str(err.value)
     assert get_train_args(dict(args, overwrite_output_dir=True))[2].resume_from_checkpoint is None
+
+
+def test_stage_table_names_every_stage_arguments_and_the_parser_gets_them():
+    r"""One stage table: each registered stage's argument mixin comes from its ``StageSpec.arguments``, and the host
+    parser's argument lists hold our classes after the plugin is imported (host/parser.py)."""
+    from llamafactory.hparams import parser
+
+    from llamafactory_video.hparams import STAGE_ARGUMENT_CLASSES, VideoFinetuningArguments, VideoModelArguments
+    from llamafactory_video.host.parser import PARSER_ARG_LISTS
+    from llamafactory_video.registry import STAGES
+
+    assert set(STAGE_ARGUMENT_CLASSES) == {name for name, spec in STAGES.items() if spec.arguments} == set(STAGES)
+    for name, spec in STAGES.items():
+        mixin = spec.load_arguments()
+        assert STAGE_ARGUMENT_CLASSES[name] is mixin and issubclass(VideoFinetuningArguments, mixin)
+    from llamafactory.hparams.finetuning_args import FinetuningArguments
+    from llamafactory.hparams.model_args import ModelArguments
+
+    present = [getattr(parser, n) for n in PARSER_ARG_LISTS if getattr(parser, n, None)]  # MCA's is empty here
+    assert present and all(VideoModelArguments in lst for lst in present)
+    assert VideoFinetuningArguments in parser._TRAIN_ARGS
+    assert not any(stock in lst for lst in present for stock in (FinetuningArguments, ModelArguments))

@@ -53,9 +53,9 @@ def patch_hparams_parser(module: ModuleType) -> None:
 
     patch_get_train_args(module)
     ours = sys.modules.get("llamafactory_video.hparams")
-    if ours is not None and not hasattr(ours, "install_into_parser"):
+    if ours is not None and not getattr(ours, "INITIALISED", False):
         return  # our hparams module is mid-import (it imported the host first): it installs itself when done
-    from ..hparams import install_into_parser
+    from .parser import install_into_parser
 
     install_into_parser(module)
 
