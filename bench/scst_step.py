@@ -131,6 +131,7 @@ def stage_view(model: torch.nn.Module) -> SimpleNamespace:
 
     image_id, video_id = getattr(model.config, "image_token_id", None), getattr(model.config, "video_token_id", None)
     return SimpleNamespace(
+        model=model,
         family=family_for(model),
         image_token_id=image_id,
         video_token_id=video_id,
