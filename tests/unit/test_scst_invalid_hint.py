@@ -27,7 +27,8 @@ def test_scst_bad_samples_hint_names_scst_remedies(monkeypatch):
     monkeypatch.setattr(workflow, "load_model", no_model)
     args = SimpleNamespace(dataset_dir="/data/here", template="qwen2_vl")
     with pytest.raises(ValueError) as info:
-        workflow.run_scst(SimpleNamespace(), args, SimpleNamespace(), SimpleNamespace(stage="scst"), SimpleNamespace())
+        stage = SimpleNamespace(stage="scst", scst_baseline="greedy", scst_beam_width=1)
+        workflow.run_scst(SimpleNamespace(), args, SimpleNamespace(), stage, SimpleNamespace(num_beams=1))
     message = str(info.value)
     assert "dataset `caps` sample 1" in message and "/data/here" in message, message
     assert "set `action_invalid_samples: skip`" not in message, message  # a key scst ignores
