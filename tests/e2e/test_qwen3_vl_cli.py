@@ -7,7 +7,8 @@ import os
 
 import pytest
 
-from .helpers import action_cls_config, read_json, read_jsonl, run_cli
+from .family_checks import check_action_cls
+from .helpers import read_json, read_jsonl, run_cli
 
 
 pytestmark = pytest.mark.e2e
@@ -16,38 +17,7 @@ pytestmark = pytest.mark.e2e
 def test_action_cls_on_qwen3_vl(tiny_qwen3vl, action_data, tmp_path):
     r"""LoRA + head with pooled video tokens (``video_token_pool_stride: 2``, per-slot timestamps kept): trains,
     saves the adapter and the head, predicts; a reload from the adapter predicts the same labels."""
-    workdir = str(tmp_path)
-    out = os.path.join(workdir, "out")
-    config = action_cls_config(
-        tiny_qwen3vl,
-        action_data["output_dir"],
-        out,
-        template="qwen3_vl",
-        video_token_pool_stride=2,
-        max_samples=16,
-        max_steps=8,
-        logging_steps=2,
-        save_steps=1000,
-        preprocessing_num_workers=1,
-    )
-    config.pop("num_train_epochs", None)
-    run_cli(config, workdir, "train")
-    for name in ("adapter_model.safetensors", "action_decoder.safetensors", "action_predictions.jsonl",
-                 "eval_results.json"):
-        assert os.path.isfile(os.path.join(out, name)), name
-    state = read_json(os.path.join(out, "trainer_state.json"))
-    losses = [e["action_cls/loss_cls"] for e in state["log_history"] if "action_cls/loss_cls" in e]
-    assert len(losses) >= 2 and all(loss == loss for loss in losses)
-    before = read_jsonl(os.path.join(out, "action_predictions.jsonl"))
-    assert len(before) == 16
-
-    reload_out = os.path.join(workdir, "reload")
-    reload = dict(config, output_dir=reload_out)
-    run_cli(reload, workdir, "reload", overrides=["do_train=false", "do_eval=false", f"adapter_name_or_path={out}"])
-    after = read_jsonl(os.path.join(reload_out, "action_predictions.jsonl"))
-    assert [r["prediction"] for r in after] == [r["prediction"] for r in before]
-    for a, b in zip(after, before):
-        assert a["top5"][0]["prob"] == pytest.approx(b["top5"][0]["prob"], abs=1e-4)
+    check_action_cls(tiny_qwen3vl, "qwen3_vl", action_data, str(tmp_path), video_token_pool_stride=2)
 
 
 def test_scst_on_qwen3_vl(tiny_qwen3vl, caption_data, tmp_path):
