@@ -24,6 +24,7 @@ HOOKED_MODULES = frozenset(
         "llamafactory.data.parser",
         "llamafactory.data.loader",
         "llamafactory.data.mm_plugin",
+        "llamafactory.data.template",
         "llamafactory.model.loader",
         "llamafactory.train.tuner",
         "llamafactory.train.trainer_utils",

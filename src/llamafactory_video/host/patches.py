@@ -16,9 +16,12 @@
 |                                  | _regularize_videos: decode failures / short files name file + sample |
 |                                  | `av` proxy + sample-index hook: our seeking frame sampler;          |
 |                                  | _regularize_videos served from the frame cache (video_frame_cache)  |
+|                                  | hilight: the `hilight` plugin (<video> -> num_frames tokens; hilight.py)|
+| llamafactory.data.template       | templates `hilight` / `hilight_gemma` (hilight.py)                    |
 | llamafactory.model.loader        | video token pooling (model key or saved json) on processor and model; |
 |                                  | load_tokenizer exports video_backend / video_frame_cache to the env   |
 |                                  | peft's adapter save resolves a resized vocabulary on composite configs |
+|                                  | hilight: transformers auto classes + composite model keys (hilight.py)|
 | llamafactory.train.tuner         | _training_function dispatches plugin stages to their workflows        |
 | llamafactory.train.trainer_utils | transformers.Trainer resumes full weights with the key conversion and |
 |                                  | stops on weights that do not load (every stage, stock ones included)  |
@@ -85,6 +88,15 @@ def patch_mm_plugin(module: ModuleType) -> None:
     patch_regularize_videos(module)
     patch_video_reading(module)  # our frame sampler (video_backend)
     patch_frame_cache(module)  # outermost: video_frame_cache
+    from .hilight import patch_mm_plugin as patch_hilight_plugin
+
+    patch_hilight_plugin(module)  # a new plugin class: inherits the patched _regularize_videos
+
+
+def patch_template(module: ModuleType) -> None:
+    from .hilight import patch_template as patch
+
+    patch(module)
 
 
 def patch_model_loader(module: ModuleType) -> None:
@@ -97,6 +109,9 @@ def patch_model_loader(module: ModuleType) -> None:
     patch(module)
     patch_video_keys(module)  # video_backend / video_frame_cache -> environment for every process
     patch_peft_model(peft.peft_model)
+    from .hilight import patch_model_loader as patch_hilight
+
+    patch_hilight(module)
 
 
 def patch_tuner(module: ModuleType) -> None:
@@ -120,6 +135,7 @@ PATCHES: dict[str, Callable[[ModuleType], None]] = {
     "llamafactory.data.parser": patch_data_parser,
     "llamafactory.data.loader": patch_data_loader,
     "llamafactory.data.mm_plugin": patch_mm_plugin,
+    "llamafactory.data.template": patch_template,
     "llamafactory.model.loader": patch_model_loader,
     "llamafactory.train.tuner": patch_tuner,
     "llamafactory.train.trainer_utils": patch_trainer_utils,
