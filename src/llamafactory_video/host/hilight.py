@@ -68,9 +68,7 @@ def make_plugin_class(mm_plugin: ModuleType) -> type:
             copies = num_frames if self.expand_mm_tokens else 1
             messages = copy.deepcopy(messages)
             for message in messages:
-                message["content"] = message["content"].replace(
-                    mm_plugin.VIDEO_PLACEHOLDER, self.video_token * copies
-                )
+                message["content"] = message["content"].replace(mm_plugin.VIDEO_PLACEHOLDER, self.video_token * copies)
             return messages
 
         def _get_mm_inputs(self, images, videos, audios, processor, **kwargs):

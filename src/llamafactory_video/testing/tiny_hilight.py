@@ -12,7 +12,9 @@ import os
 from pathlib import Path
 
 
-def build_tiny_qwen2_lm(output_dir: str | os.PathLike[str], seed: int = 0, hidden_size: int = 32, num_layers: int = 2) -> str:
+def build_tiny_qwen2_lm(
+    output_dir: str | os.PathLike[str], seed: int = 0, hidden_size: int = 32, num_layers: int = 2
+) -> str:
     r"""A ``Qwen2ForCausalLM`` (``hidden_size`` wide, ``num_layers`` layers, 4 heads / 2 KV heads, exact vocabulary:
     adding a token resizes the embedding) with the tiny ``Qwen2Tokenizer`` and its ChatML chat template."""
     import torch
@@ -41,7 +43,9 @@ def build_tiny_qwen2_lm(output_dir: str | os.PathLike[str], seed: int = 0, hidde
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = Qwen2ForCausalLM(config).eval()
-    model.generation_config = GenerationConfig(bos_token_id=pad, eos_token_id=[eos, pad], pad_token_id=pad, do_sample=False)
+    model.generation_config = GenerationConfig(
+        bos_token_id=pad, eos_token_id=[eos, pad], pad_token_id=pad, do_sample=False
+    )
     model.save_pretrained(out, safe_serialization=True)
     tokenizer.save_pretrained(out)
     return str(out)
@@ -56,12 +60,26 @@ def build_tiny_hilight_inputs(root: str | os.PathLike[str], seed: int = 0) -> di
     root = Path(root)
     return {
         "video_tower": build_tiny_dual_encoder(
-            root / "video_tower", kind="clip", image_size=32, patch_size=8, hidden_size=32, projection_dim=16,
-            num_layers=1, num_heads=2, seed=seed,
+            root / "video_tower",
+            kind="clip",
+            image_size=32,
+            patch_size=8,
+            hidden_size=32,
+            projection_dim=16,
+            num_layers=1,
+            num_heads=2,
+            seed=seed,
         ),
         "frame_tower": build_tiny_dual_encoder(
-            root / "frame_tower", kind="clip", image_size=32, patch_size=16, hidden_size=24, projection_dim=16,
-            num_layers=1, num_heads=2, seed=seed + 1,
+            root / "frame_tower",
+            kind="clip",
+            image_size=32,
+            patch_size=16,
+            hidden_size=24,
+            projection_dim=16,
+            num_layers=1,
+            num_heads=2,
+            seed=seed + 1,
         ),
         "llm": build_tiny_qwen2_lm(root / "llm", seed=seed + 2),
     }

@@ -67,7 +67,8 @@ def _has_image_processor(path: str) -> bool:
 
 def _vision_part(model: Any, role: str, path: str) -> tuple[Any, dict[str, Any]]:
     r"""``(vision config, state dict)`` of the tower HiLight builds for ``role`` (video tower: ``CLIPVisionModel`` /
-    ``SiglipVisionModel`` / the model itself; frame tower: ``CLIPVisionModelWithProjection`` / ``SiglipVisionModel``)."""
+    ``SiglipVisionModel`` / the model itself; frame tower: ``CLIPVisionModelWithProjection`` /
+    ``SiglipVisionModel``)."""
     import copy
 
     model_type = getattr(model.config, "model_type", "")
@@ -147,7 +148,8 @@ def probe(model: Any, processor: Any, paths: dict[str, str]) -> dict[str, tuple[
     expected_video = video_token_width(config.video_config)
     if video.dim() != 3 or video.shape[-1] != expected_video:
         raise TowerError(
-            f"--video-tower {paths['video-tower']}: video tokens {tuple(video.shape)}, expected (1, N, {expected_video})"
+            f"--video-tower {paths['video-tower']}: video tokens {tuple(video.shape)}, "
+            f"expected (1, N, {expected_video})"
         )
     expected_frame = (1, config.num_frames, frame_embedding_width(config.frame_config))
     if tuple(frame.shape) != expected_frame:
@@ -248,8 +250,12 @@ def build_hilight(
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--video-tower", required=True, help="CLIP / SigLIP dir, sparc_align output dir or CLIP-ViP dir")
-    parser.add_argument("--frame-tower", required=True, help="CLIP (incl. Long-CLIP) / SigLIP dir: one embedding a frame")
+    parser.add_argument(
+        "--video-tower", required=True, help="CLIP / SigLIP dir, sparc_align output dir or CLIP-ViP dir"
+    )
+    parser.add_argument(
+        "--frame-tower", required=True, help="CLIP (incl. Long-CLIP) / SigLIP dir: one embedding a frame"
+    )
     parser.add_argument("--llm", required=True, help="causal LM dir (model + tokenizer)")
     parser.add_argument("--output", required=True, help="where to write the HiLight model directory")
     parser.add_argument("--token-mining", default="b", choices=["a", "b", "c"], help="TokenMining variant (seed 4.1)")

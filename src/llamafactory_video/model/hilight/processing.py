@@ -54,13 +54,16 @@ class HiLightProcessor(ProcessorMixin):
             frames = list(frames)
             picked.extend(frames[i] for i in resample_frame_indices(len(frames), self.num_frames))
         out = {}
-        for key, proc in (("pixel_values_videos", self.image_processor), ("frame_pixel_values", self.frame_image_processor)):
+        for key, proc in (
+            ("pixel_values_videos", self.image_processor),
+            ("frame_pixel_values", self.frame_image_processor),
+        ):
             pixels = torch.as_tensor(np.asarray(proc(images=picked, return_tensors="pt")["pixel_values"]))
             out[key] = pixels.reshape(len(videos), self.num_frames, *pixels.shape[1:])
         return out
 
     def expand_video_tokens(self, text: str) -> str:
-        r"""Every ``video_token`` -> ``num_frames`` copies (a no-op when already expanded is NOT detected: call once)."""
+        r"""Every ``video_token`` -> ``num_frames`` copies (call once per text)."""
         return text.replace(self.video_token, self.video_token * self.num_frames)
 
     def __call__(self, text=None, videos=None, return_tensors: str = "pt", **kwargs) -> BatchFeature:
@@ -69,7 +72,9 @@ class HiLightProcessor(ProcessorMixin):
             data.update(self.video_inputs(videos))
         if text is not None:
             texts = [text] if isinstance(text, str) else list(text)
-            data.update(self.tokenizer([self.expand_video_tokens(t) for t in texts], return_tensors=return_tensors, **kwargs))
+            data.update(
+                self.tokenizer([self.expand_video_tokens(t) for t in texts], return_tensors=return_tensors, **kwargs)
+            )
         return BatchFeature(data=data, tensor_type=return_tensors)
 
     @property
