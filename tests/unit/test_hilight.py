@@ -97,19 +97,25 @@ def test_resample_frame_indices():
         resample_frame_indices(0, 3)
 
 
-def tiny_config(token_mining="b", frames=3):
+def tiny_config(token_mining="b", frames=3, llm="qwen2", frame_tower="clip"):
+    text = dict(
+        vocab_size=40,
+        hidden_size=16,
+        intermediate_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+    )
+    if llm == "gemma":
+        text.update(head_dim=8)
+    if frame_tower == "clip":
+        frame = dict(model_type="clip_vision_model", patch_size=16, projection_dim=8, **VISION)
+    else:  # SigLIP: the pooled output (attention-pooling head) is the frame embedding, hidden_size wide
+        frame = dict(model_type="siglip_vision_model", patch_size=16, **{**VISION, "hidden_size": 8})
     return HiLightConfig(
         video_config=dict(model_type="clip_vision_model", patch_size=8, **VISION),
-        frame_config=dict(model_type="clip_vision_model", patch_size=16, projection_dim=8, **VISION),
-        text_config=dict(
-            model_type="qwen2",
-            vocab_size=40,
-            hidden_size=16,
-            intermediate_size=32,
-            num_hidden_layers=1,
-            num_attention_heads=2,
-            num_key_value_heads=1,
-        ),
+        frame_config=frame,
+        text_config=dict(model_type=llm, **text),
         token_mining=token_mining,
         token_mining_heads=2,
         num_frames=frames,
@@ -117,10 +123,12 @@ def tiny_config(token_mining="b", frames=3):
     )
 
 
-@pytest.mark.parametrize("variant", ["a", "c"])
-def test_model_shapes_and_loss(variant):
+@pytest.mark.parametrize(
+    "variant, llm, frame_tower", [("a", "qwen2", "clip"), ("c", "qwen2", "siglip"), ("b", "gemma", "clip")]
+)
+def test_model_shapes_and_loss(variant, llm, frame_tower):
     torch.manual_seed(0)
-    model = HiLightForConditionalGeneration(tiny_config(variant)).eval()
+    model = HiLightForConditionalGeneration(tiny_config(variant, llm=llm, frame_tower=frame_tower)).eval()
     videos = torch.randn(2, 3, 3, 16, 16)  # (V, T, C, H, W)
     assert model.get_video_tokens(videos).shape == (2, 3 * 4, 16)  # CLS dropped: 4 patches a frame
     assert model.get_frame_embeddings(videos).shape == (2, 3, 8)
@@ -260,3 +268,32 @@ def test_probe_names_the_tower_whose_shapes_do_not_fit(tiny_processor):
     model.config.frame_config.projection_dim = 6  # what the config promises; the tower gives 8
     with pytest.raises(TowerError, match=r"--frame-tower /f: frame embeddings \(1, 3, 8\), expected \(1, 3, 6\)"):
         probe(model, processor, paths)
+
+
+def test_build_merges_a_sparc_align_lora_output(tmp_path, tiny_towers):
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModel, CLIPVisionModel
+
+    from llamafactory_video.model.dual_encoder import SparcModelConfig
+    from llamafactory_video.tools.hilight_build import _load_backbone, _vision_part
+
+    torch.manual_seed(0)
+    peft_model = get_peft_model(
+        AutoModel.from_pretrained(tiny_towers["video"]), LoraConfig(r=2, target_modules=["q_proj"])
+    )
+    for name, param in peft_model.named_parameters():
+        if "lora_B" in name:
+            torch.nn.init.normal_(param)  # a trained adapter: merging changes the weights
+    out = tmp_path / "sparc_lora"
+    peft_model.save_pretrained(out)
+    SparcModelConfig(finetuning_type="lora", base_model=tiny_towers["video"]).save(str(out))
+    expected = peft_model.merge_and_unload().vision_model.encoder.layers[0].self_attn.q_proj.weight
+
+    model, processor_dir = _load_backbone(str(out), "video-tower")
+    assert processor_dir == tiny_towers["video"]  # the adapter dir has no image processor: the base's
+    config, state = _vision_part(model, "video-tower", str(out))
+    tower = CLIPVisionModel(config)
+    tower.load_state_dict(state)
+    base = AutoModel.from_pretrained(tiny_towers["video"]).vision_model.encoder.layers[0].self_attn.q_proj.weight
+    torch.testing.assert_close(tower.encoder.layers[0].self_attn.q_proj.weight, expected)
+    assert not torch.equal(expected, base)
