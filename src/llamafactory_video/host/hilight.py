@@ -31,8 +31,22 @@ COMPOSITE_KEYS = {
 }
 
 
+def register_optional_towers() -> None:
+    r"""Video towers of this package that HiLight may wrap: CLIP-ViP (``host/clip_vip.py`` registers ``clip_vip``
+    with ``AutoConfig`` / ``AutoModel``), when present."""
+    import importlib
+
+    try:
+        module = importlib.import_module("llamafactory_video.host.clip_vip")
+    except ImportError:
+        return
+    register = getattr(module, "register_clip_vip", None)
+    if register is not None:
+        register()
+
+
 def register_transformers() -> None:
-    r"""Register the HiLight classes with transformers' auto classes (idempotent)."""
+    r"""Register the HiLight classes with transformers' auto classes (idempotent), and the optional towers."""
     from transformers import AutoConfig, AutoModel, AutoModelForImageTextToText, AutoProcessor
 
     from ..model.hilight import HiLightConfig, HiLightForConditionalGeneration, HiLightProcessor
@@ -41,6 +55,7 @@ def register_transformers() -> None:
     AutoModelForImageTextToText.register(HiLightConfig, HiLightForConditionalGeneration, exist_ok=True)
     AutoModel.register(HiLightConfig, HiLightForConditionalGeneration, exist_ok=True)
     AutoProcessor.register(HiLightConfig, HiLightProcessor, exist_ok=True)
+    register_optional_towers()
 
 
 def register_composite_model(visual: ModuleType) -> None:

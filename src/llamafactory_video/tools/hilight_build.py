@@ -45,9 +45,9 @@ def _load_backbone(path: str, role: str) -> tuple[Any, str]:
                 model = PeftModel.from_pretrained(base, path).merge_and_unload()
                 processor_dir = path if _has_image_processor(path) else config.base_model
                 return model, processor_dir
-        from ..model.hilight.configuration import _import_optional_towers
+        from ..host.hilight import register_optional_towers
 
-        _import_optional_towers()
+        register_optional_towers()
         from transformers import AutoConfig
 
         if "CLIPVisionModelWithProjection" in (AutoConfig.from_pretrained(path).architectures or []):

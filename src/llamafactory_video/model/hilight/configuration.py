@@ -31,13 +31,10 @@ def _as_config(value, default_type: str):
 
 
 def _import_optional_towers() -> None:
-    r"""Towers living in this package register themselves with ``AutoConfig`` / ``AutoModel`` when imported."""
-    import importlib
+    r"""Towers of this package (CLIP-ViP) register with ``AutoConfig`` / ``AutoModel`` through ``host/``."""
+    from ...host.hilight import register_optional_towers
 
-    try:
-        importlib.import_module("llamafactory_video.model.clip_vip")
-    except ImportError:
-        pass
+    register_optional_towers()
 
 
 class HiLightConfig(PretrainedConfig):

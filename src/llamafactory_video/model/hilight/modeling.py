@@ -33,7 +33,9 @@ def frame_embedding_width(frame_config: Any) -> int:
 
 
 def video_token_width(video_config: Any) -> int:
-    return int(video_config.hidden_size)
+    r"""Width of one video token: the vision config's ``hidden_size`` (a dual-encoder config such as CLIP-ViP's
+    ``clip_vip``: its ``vision_config``'s)."""
+    return int(getattr(video_config, "vision_config", video_config).hidden_size)
 
 
 def build_frame_tower(frame_config: Any) -> nn.Module:
