@@ -41,7 +41,7 @@ def hilight(tmp_path_factory) -> dict:
 def sft_config(hilight: dict, model: str, output_dir: str, **keys) -> dict:
     config = dict(
         model_name_or_path=model,
-        template="hilight",
+        template="hilight_qwen",
         stage="sft",
         do_train=True,
         dataset=hilight["data"]["train_sft_dataset"],
@@ -121,7 +121,7 @@ def test_chat_then_export_merged_answers_the_same(hilight, stage1, stage2):
         model_name_or_path=stage1,
         adapter_name_or_path=stage2["trained"],
         finetuning_type="lora",
-        template="hilight",
+        template="hilight_qwen",
         export_dir=merged,
     )
     path = os.path.join(hilight["root"], "export.yaml")
@@ -140,7 +140,7 @@ def test_chat_then_export_merged_answers_the_same(hilight, stage1, stage2):
 
     video = os.path.join(hilight["data"]["output_dir"], "videos", "synth_caption_test_0000.mp4")
     messages = [{"role": "user", "content": "<video>Describe this video in one sentence."}]
-    chat_keys = dict(template="hilight", max_new_tokens=8, do_sample=False, **VIDEO_KEYS)
+    chat_keys = dict(template="hilight_qwen", max_new_tokens=8, do_sample=False, **VIDEO_KEYS)
     answers = []
     for model_keys in (
         dict(model_name_or_path=stage1, adapter_name_or_path=stage2["trained"], finetuning_type="lora"),

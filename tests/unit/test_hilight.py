@@ -182,7 +182,7 @@ def test_hilight_plugin_expands_videos_and_builds_pixel_inputs(tiny_processor):
     from llamafactory.data.template import TEMPLATES
     from PIL import Image
 
-    plugin = TEMPLATES["hilight"].mm_plugin
+    plugin = TEMPLATES["hilight_qwen"].mm_plugin
     video = [Image.new("RGB", (40, 30), (10 * i, 0, 0)) for i in range(5)]
     messages = [
         {"role": "user", "content": f"{VIDEO_PLACEHOLDER}What happens?"},

@@ -64,11 +64,11 @@ def test_templates_and_plugin_are_registered_on_the_host_classes():
 
     params = inspect.signature(template.register_template).parameters
     assert {"mm_plugin", "template_class", "format_prefix", "stop_words", "replace_eos"} <= set(params)
-    for name in ("hilight", "hilight_gemma"):
+    for name in ("hilight", "hilight_qwen"):
         plugin = template.TEMPLATES[name].mm_plugin
         assert type(plugin).__name__ == "HiLightPlugin" and plugin.video_token == HILIGHT_VIDEO_TOKEN
         assert plugin.image_token is None  # the collator then injects no fake image
-    assert isinstance(template.TEMPLATES["hilight_gemma"], template.Llama2Template)
+    assert isinstance(template.TEMPLATES["hilight"], template.Llama2Template)
     assert mm_plugin.PLUGINS["hilight"].__name__ == "HiLightPlugin"
     assert issubclass(mm_plugin.PLUGINS["hilight"], mm_plugin.BasePlugin)
     # our plugin reads frames through the host's (patched) _regularize_videos, not a copy of it

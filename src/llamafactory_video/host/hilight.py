@@ -12,8 +12,8 @@ keys LlamaFactory's freezing reads.
 * mm_plugin ``hilight`` (on ``llamafactory.data.mm_plugin``): each ``<video>`` -> ``num_frames`` copies of the
   video token; pixel inputs from the host's ``_regularize_videos`` (``video_fps`` / ``video_maxlen`` sampling,
   our frame sampler / cache when set), resampled to ``num_frames`` by the processor.
-* templates (on ``llamafactory.data.template``): ``hilight`` (ChatML turns, Qwen LLMs) and ``hilight_gemma``
-  (Gemma turns, the seed's Gemma-2B), both with the ``hilight`` mm_plugin.
+* templates (on ``llamafactory.data.template``): ``hilight`` (Gemma turns: the seed's Gemma-2B, and the name the
+  recipes use) and ``hilight_qwen`` (ChatML turns, Qwen LLMs), both with the ``hilight`` mm_plugin.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from types import ModuleType
 
 PLUGIN_NAME = "hilight"
-TEMPLATE_NAMES = ("hilight", "hilight_gemma")
+TEMPLATE_NAMES = ("hilight", "hilight_qwen")
 COMPOSITE_KEYS = {
     "projector_keys": ["token_mining"],
     "vision_model_keys": ["video_tower", "frame_tower"],
@@ -113,13 +113,13 @@ def patch_mm_plugin(module: ModuleType) -> None:
 
 
 def patch_template(module: ModuleType) -> None:
-    r"""``module`` is ``llamafactory.data.template``: register ``hilight`` and ``hilight_gemma``."""
+    r"""``module`` is ``llamafactory.data.template``: ``hilight`` (Gemma turns), ``hilight_qwen`` (ChatML)."""
     from ..model.hilight.configuration import HILIGHT_VIDEO_TOKEN
 
     mm = module.get_mm_plugin
-    if "hilight" not in module.TEMPLATES:
+    if "hilight_qwen" not in module.TEMPLATES:
         module.register_template(
-            name="hilight",
+            name="hilight_qwen",
             format_user=module.StringFormatter(
                 slots=["<|im_start|>user\n{{content}}<|im_end|>\n<|im_start|>assistant\n"]
             ),
@@ -129,9 +129,9 @@ def patch_template(module: ModuleType) -> None:
             replace_eos=True,
             mm_plugin=mm(name=PLUGIN_NAME, video_token=HILIGHT_VIDEO_TOKEN),
         )
-    if "hilight_gemma" not in module.TEMPLATES:
+    if "hilight" not in module.TEMPLATES:
         module.register_template(
-            name="hilight_gemma",
+            name="hilight",
             format_user=module.StringFormatter(
                 slots=["<start_of_turn>user\n{{content}}<end_of_turn>\n<start_of_turn>model\n"]
             ),

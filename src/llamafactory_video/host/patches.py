@@ -17,7 +17,7 @@
 |                                  | `av` proxy + sample-index hook: our seeking frame sampler;          |
 |                                  | _regularize_videos served from the frame cache (video_frame_cache)  |
 |                                  | hilight: the `hilight` plugin (<video> -> num_frames tokens; hilight.py)|
-| llamafactory.data.template       | templates `hilight` / `hilight_gemma` (hilight.py)                    |
+| llamafactory.data.template       | templates `hilight` (Gemma) / `hilight_qwen` (ChatML) (hilight.py)    |
 | llamafactory.model.loader        | video token pooling (model key or saved json) on processor and model; |
 |                                  | load_tokenizer exports video_backend / video_frame_cache to the env   |
 |                                  | peft's adapter save resolves a resized vocabulary on composite configs |

@@ -4,7 +4,8 @@ an LLM.
 The output is a normal Hugging Face directory (``config.json`` with ``model_type: hilight``, safetensors, the
 processor with both towers' image processors, the LLM's tokenizer with the video placeholder token added, its chat
 template, the generation config) that ``llamafactory-cli train / chat / export`` load with ``template: hilight``
-(ChatML LLMs) or ``hilight_gemma``. TokenMining starts random (seeded); train it with stage 1 (docs/models/hilight.md).
+(Gemma turns, the seed's LLM) or ``hilight_qwen`` (ChatML). TokenMining starts random (seeded); train it with
+stage 1 (docs/models/hilight.md).
 
 Towers: a Hugging Face CLIP / SigLIP directory (a full dual encoder or a vision model), a ``sparc_align`` output
 directory (LoRA adapters merged into their base), or any ``AutoModel`` whose model has ``get_video_patch_features``
