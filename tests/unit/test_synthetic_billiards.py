@@ -207,3 +207,17 @@ def test_make_billiards_cli(tmp_path, capsys):
     assert entry["columns"]["system"] == "system"
     assert main(["make-billiards", "--output", str(tmp_path / "bad"), "--questions", "ball,foo"]) == 2
     assert "foo" in capsys.readouterr().err
+
+
+def test_pixel_baseline_bench_quick(tmp_path):
+    import importlib.util
+
+    path = os.path.join(os.path.dirname(__file__), "..", "..", "bench", "billiards_pixel_baseline.py")
+    spec = importlib.util.spec_from_file_location("billiards_pixel_baseline", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    assert bench.main(["--quick", "--output", str(tmp_path / "r.json")]) == 0
+    result = json.loads((tmp_path / "r.json").read_text())
+    assert {"per_seed", "summary", "settings", "machine"} <= set(result)
+    row = result["per_seed"][0]
+    assert 0.0 <= row["accuracy"] <= 1.0 and row["ratio"] == pytest.approx(row["accuracy"] / row["chance"])
