@@ -320,7 +320,7 @@ def make_billiards_dataset(
         num_train / num_test: Videos per split (each gives ``len(questions)`` samples).
         seed: Clip ``i`` of split ``s`` (0 train, 1 test) is drawn from ``np.random.default_rng([seed, s, i])``.
         size: Frame width and height in pixels (even, >= 32).
-        fps: Frame rate of the encoded clips (a clip has 8-17 frames).
+        fps: Frame rate of the encoded clips (a clip has 8-18 frames).
         questions: Question types, keys of :data:`QUESTIONS`.
         min_balls / max_balls: Coloured balls per table.
         prefix: Prefix of dataset names and files.
