@@ -96,6 +96,15 @@ def make_plugin_class(mm_plugin: ModuleType) -> type:
                 video_fps=getattr(processor, "video_fps", 2.0),
                 video_maxlen=getattr(processor, "video_maxlen", 128),
             )["videos"]
+            counts = sorted({len(f) for f in frames})
+            if counts != [processor.num_frames]:
+                from .._logging import get_logger
+
+                get_logger(__name__).warning_rank0_once(
+                    f"HiLight takes {processor.num_frames} frames a video; the host sampled {counts} (video_fps / "
+                    f"video_maxlen), so frames are resampled evenly (repeated when too few). Set video_maxlen: "
+                    f"{processor.num_frames} and a video_fps that reaches it to feed distinct frames."
+                )
             return processor.video_inputs(frames)
 
         def get_mm_inputs(self, images, videos, audios, imglens, vidlens, audlens, batch_ids, processor):
