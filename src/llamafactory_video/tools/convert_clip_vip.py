@@ -152,7 +152,10 @@ def convert_clip_vip(
     if not os.path.isdir(clip_dir):
         raise ClipVipConversionError(f"--clip-dir {clip_dir}: no such directory (a CLIP with its tokenizer/processor)")
     state = load_official_state_dict(checkpoint)
-    sizes = infer_sizes(state)
+    try:
+        sizes = infer_sizes(state)
+    except KeyError as err:
+        raise ClipVipConversionError(f"--checkpoint {checkpoint}: no tensor {err}; not the official layout") from err
     clip = _clip_settings(clip_dir)
     for tower in ("text", "vision"):
         width = clip[tower].pop("hidden_size", None)
