@@ -149,14 +149,16 @@ def proxy_guided_attention(
     if m + num_frames * p != s:
         raise ValueError(f"sequence of {s} tokens is not {m} proxies + {num_frames} frames of equal patch count")
     proxies = F.scaled_dot_product_attention(query[:, :, :m], key, value, dropout_p=dropout)
-    frame_q = query[:, :, m:].reshape(b, h, num_frames, p, d)
-    frame_k = key[:, :, m:].reshape(b, h, num_frames, p, d)
-    frame_v = value[:, :, m:].reshape(b, h, num_frames, p, d)
-    proxy_k = key[:, :, None, :m].expand(b, h, num_frames, m, d)
-    proxy_v = value[:, :, None, :m].expand(b, h, num_frames, m, d)
-    frames = F.scaled_dot_product_attention(
-        frame_q, torch.cat([proxy_k, frame_k], 3), torch.cat([proxy_v, frame_v], 3), dropout_p=dropout
-    )
+    t = num_frames
+
+    def with_proxies(
+        x: torch.Tensor,
+    ) -> torch.Tensor:  # (B, H, S, d) -> (B, H * T, M + P, d), 4-D for the fast kernels
+        own = x[:, :, m:].reshape(b, h, t, p, d)
+        return torch.cat([x[:, :, None, :m].expand(b, h, t, m, d), own], dim=3).reshape(b, h * t, m + p, d)
+
+    frame_q = query[:, :, m:].reshape(b, h * t, p, d)
+    frames = F.scaled_dot_product_attention(frame_q, with_proxies(key), with_proxies(value), dropout_p=dropout)
     return torch.cat([proxies, frames.reshape(b, h, num_frames * p, d)], dim=2)
 
 
