@@ -4,8 +4,9 @@ patches over the proxies + their own frame) against the peer, one dense ``scaled
 ``M + T * P`` tokens with the ``(S, S)`` proxy-guided boolean mask (what reusing a stock attention with a mask gives),
 forward + backward, on CPU, at ViP-B/16's token layout (M = 4 proxies, T = 12 frames, P = 196 patches, 12 heads of 64).
 
-After one untimed call of each, the two sides alternate within each repetition; median and p10/p90 over ``--reps``; ``ratio`` = dense / block-wise
-(higher = block-wise is cheaper). ``max_abs_diff`` checks both give the same output. No timing assertions anywhere.
+After one untimed call of each, the two sides alternate within each repetition; median and p10/p90 over
+``--reps``; ``ratio`` = dense / block-wise (higher = block-wise is cheaper). ``max_abs_diff`` checks both give the
+same output. No timing assertions anywhere.
 
     python bench/clip_vip_attention.py [--quick] [--reps 5] [--output FILE]
 """

@@ -257,3 +257,22 @@ def test_sparc_forward_on_clip_vip_uses_every_video_token(tmp_path_factory, laye
     assert emb.proxy_embedding.grad.abs().sum() > 0 and emb.temporal_embedding.grad.abs().sum() > 0
     with pytest.raises(ValueError, match="first proxy"):
         VideoTextModel(load_backbone(model_dir), SparcModelConfig(model_type="clip_vip", aggregation="transformer"))
+
+
+def test_config_round_trip_keeps_the_proxy_settings(tmp_path):
+    from transformers import AutoConfig
+
+    from llamafactory_video.host.clip_vip import register_clip_vip
+    from llamafactory_video.model.clip_vip import ClipVipConfig
+
+    register_clip_vip()
+    vision = dict(num_proxy_tokens=2, temporal_size=5, use_temporal_embedding=False, image_size=64, patch_size=8)
+    ClipVipConfig(vision_config=vision, projection_dim=32).save_pretrained(str(tmp_path))
+    config = AutoConfig.from_pretrained(str(tmp_path))
+    assert type(config) is ClipVipConfig and config.projection_dim == 32
+    assert {k: getattr(config.vision_config, k) for k in vision} == vision
+    assert config.num_video_tokens(3) == 2 + 3 * 64
+    from huggingface_hub.errors import StrictDataclassClassValidationError
+
+    with pytest.raises(StrictDataclassClassValidationError, match="num_proxy_tokens must be >= 1"):
+        ClipVipConfig(vision_config=dict(num_proxy_tokens=0))
