@@ -80,6 +80,7 @@ COMMANDS: dict[str, Command] = {
     "long-qa": _lazy("llamafactory_video.tools.long_qa"),
     "score": _lazy("llamafactory_video.tools.sparc_score"),
     "attention-map": _lazy("llamafactory_video.tools.attention_map"),
+    "make-billiards": _lazy("llamafactory_video.tools.make_billiards"),
     "convert-clip-vip": _lazy("llamafactory_video.tools.convert_clip_vip"),
 }
 

@@ -24,6 +24,7 @@ def offline_env(**extra: str) -> dict[str, str]:
         TOKENIZERS_PARALLELISM="false",
         WANDB_DISABLED="true",
         PYTHONUNBUFFERED="1",
+        PYTHONFAULTHANDLER="1",  # a process killed by a fatal signal prints its Python stacks before it dies
     )
     env["PATH"] = BIN + os.pathsep + env.get("PATH", "")  # torchrun / llamafactory-cli of this venv, as when activated
     env.update(extra)
@@ -56,9 +57,27 @@ def run_cli(
         f.write(proc.stdout + "\n" + proc.stderr)
     if expect_ok and proc.returncode != 0:
         raise AssertionError(
-            f"llamafactory-cli train {name} failed ({proc.returncode}):\n{(proc.stdout + proc.stderr)[-4000:]}"
+            f"llamafactory-cli train {name} failed ({proc.returncode}); full log: {workdir}/{name}.log\n"
+            f"{crash_lines(proc.stderr)}{(proc.stdout + proc.stderr)[-4000:]}"
         )
     return proc
+
+
+CRASH_MARKERS = ("Fatal Python error", "Traceback", "terminate called", "Aborted", "Segmentation fault", "panicked")
+
+
+def crash_lines(text: str, context: int = 15, limit: int = 6000) -> str:
+    r"""The first lines of ``text`` that look like a crash, with ``context`` lines after each, so that a failure
+    message shows the process that died first and not only the launcher's tail."""
+    lines = text.splitlines()
+    picked: set[int] = set()
+    for i, line in enumerate(lines):
+        if any(marker in line for marker in CRASH_MARKERS):
+            picked.update(range(i, min(i + context + 1, len(lines))))
+    if not picked:
+        return ""
+    excerpt = "\n".join(lines[i] for i in sorted(picked))[:limit]
+    return f"--- first crash lines ---\n{excerpt}\n--- tail ---\n"
 
 
 def read_jsonl(path: str) -> list[dict]:

@@ -22,8 +22,10 @@ timestamps, the resize):
 
 from __future__ import annotations
 
+import atexit
 import os
 import threading
+import weakref
 from types import ModuleType
 from typing import Any, Optional
 
@@ -32,6 +34,7 @@ BACKEND_ENV = "LLAMAFACTORY_VIDEO_BACKEND"
 BACKENDS = ("pyav", "host", "decord")
 DEFAULT_BACKEND = "pyav"
 _LOCAL = threading.local()
+_OPEN: "weakref.WeakSet[SamplingContainer]" = weakref.WeakSet()  # every thread's, for the exit hook
 _LOGGED: set[str] = set()
 
 
@@ -93,6 +96,7 @@ class SamplingContainer:
             elif container._real is not real:
                 kept.append(container)
         _LOCAL.containers = kept[-7:] + [self]
+        _OPEN.add(self)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._real, name)
@@ -105,6 +109,7 @@ class SamplingContainer:
 
     def close(self) -> None:
         _LOCAL.containers = [c for c in getattr(_LOCAL, "containers", []) if c is not self]
+        _OPEN.discard(self)
         self._real.close()
 
     def seek(self, *args, **kwargs):
@@ -150,6 +155,18 @@ class SamplingContainer:
             yield from container.decode(stream)
         finally:
             container.close()
+
+
+@atexit.register
+def _close_open_containers() -> None:
+    r"""Close this process's containers that the host left open while the interpreter is whole, instead of leaving
+    them to FFmpeg teardown during interpreter finalisation."""
+    for container in list(_OPEN):
+        if container._pid == os.getpid():
+            try:
+                container._real.close()
+            except Exception:  # noqa: BLE001 - exiting anyway
+                pass
 
 
 class _AvProxy:

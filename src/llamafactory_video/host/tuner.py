@@ -62,6 +62,9 @@ def run_plugin_stage(tuner: ModuleType, spec: registry.StageSpec, config: dict[s
 
     try:
         if dist.is_initialized():
+            # Rank 0 still writes metrics, state and plots after the others are done: leave together, so that no
+            # rank tears its process group (and process) down while a peer is still working.
+            dist.barrier()
             dist.destroy_process_group()
     except Exception as err:
         tuner.logger.warning(f"Failed to destroy process group: {err}.")

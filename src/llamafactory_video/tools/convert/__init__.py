@@ -10,6 +10,7 @@ from .msrvtt import convert_msrvtt
 from .nextqa import convert_nextqa
 from .sthsthv2 import convert_sthsthv2
 from .ucf101 import convert_ucf101
+from .valley import convert_valley
 from .videoqa import convert_condensed_movies, convert_videochatgpt
 
 __all__ = [
@@ -21,6 +22,7 @@ __all__ = [
     "convert_nextqa",
     "convert_sthsthv2",
     "convert_ucf101",
+    "convert_valley",
     "convert_videochatgpt",
     "run_conversion",
 ]
