@@ -82,6 +82,7 @@ COMMANDS: dict[str, Command] = {
     "attention-map": _lazy("llamafactory_video.tools.attention_map"),
     "make-billiards": _lazy("llamafactory_video.tools.make_billiards"),
     "hilight-build": _lazy("llamafactory_video.tools.hilight_build"),
+    "convert-clip-vip": _lazy("llamafactory_video.tools.convert_clip_vip"),
 }
 
 

@@ -206,3 +206,47 @@ def test_sparc_align_xclip_trains_saves_reloads(align_data, tmp_path_factory, tm
     ranked = json.loads(proc.stdout.strip().splitlines()[-1])
     assert [r["caption"] for r in ranked] == [row[0] for row in in_process]
     assert abs(ranked[0]["cosine"] - in_process[0][1]) < 1e-4
+
+
+def test_sparc_align_clip_vip_trains_saves_reloads(align_data, tmp_path_factory, tmp_path):
+    """A few steps on a tiny CLIP-ViP (model_type clip_vip, registered by host/clip_vip.py) through
+    `llamafactory-cli train`: global loss on its first-proxy video embedding, SPARC local loss over all M + T*P vision
+    tokens with the seed's top-k keep key; saved, reloaded with load_dual_encoder, scores captions."""
+    from safetensors.torch import load_file
+
+    from llamafactory_video.testing.tiny_clip_vip import build_tiny_clip_vip
+
+    model_dir = build_tiny_clip_vip(str(tmp_path_factory.mktemp("models") / "tiny-clip-vip"))
+    out = str(tmp_path / "clip_vip")
+    config = sparc_config(
+        model_dir, align_data["output_dir"], out, max_steps=4, logging_steps=2, plot_loss=False, sparc_keep_patches=6
+    )
+    run_cli(config, str(tmp_path), "clip_vip")
+    metrics = read_json(os.path.join(out, "eval_results.json"))
+    assert metrics["eval_num_videos"] == 16 and 1 <= metrics["eval_t2v_mean_rank"] <= 16
+    state = read_json(os.path.join(out, "trainer_state.json"))["log_history"]
+    logged = [e for e in state if "sparc/loss_global" in e and "sparc/loss_local" in e]
+    assert logged and all(e["sparc/loss_global"] > 0 and e["sparc/loss_local"] > 0 for e in logged)
+    saved = read_json(os.path.join(out, "sparc_align_config.json"))
+    assert saved["model_type"] == "clip_vip" and saved["stage_keys"]["sparc_keep_patches"] == 6
+    assert read_json(os.path.join(out, "config.json"))["model_type"] == "clip_vip"
+    key = "vision_model.embeddings.proxy_embedding"
+    before = load_file(os.path.join(model_dir, "model.safetensors"))
+    after = load_file(os.path.join(out, "model.safetensors"))
+    assert not before[key].equal(after[key])  # the proxies were trained
+
+    from llamafactory_video.model.dual_encoder import load_dual_encoder
+
+    encoder = load_dual_encoder(out)
+    assert encoder.model.hf.vision_model.embeddings.proxy_embedding.detach().equal(after[key])
+    item = align_data["test_items"][0]
+    texts = colour_swaps(item["captions"][0])
+    ranked = encoder.score(item["video"], texts)
+    assert sorted(r[0] for r in ranked) == sorted(texts) and ranked[0][1] >= ranked[-1][1]
+    video = encoder.encode_video(item["video"])
+    text = encoder.encode_texts([ranked[0][0]])[0]
+    assert abs(float(video @ text) - ranked[0][1]) < 1e-4
+    # attention-map's weights: frame patches only (proxies left out), each token's row over the kept patches
+    maps = encoder.token_patch_weights(item["video"], item["captions"][0])
+    assert maps["weights"].shape == (len(maps["tokens"]), 4, 4, 4)
+    assert ((maps["weights"] > 0).flatten(1).sum(1) <= 6).all()

@@ -459,3 +459,48 @@ def test_stage_table_names_every_stage_arguments_and_the_parser_gets_them():
     assert present and all(VideoModelArguments in lst for lst in present)
     assert VideoFinetuningArguments in parser._TRAIN_ARGS
     assert not any(stock in lst for lst in present for stock in (FinetuningArguments, ModelArguments))
+
+
+def test_clip_vip_registration_and_the_clip_pieces_it_reuses(tmp_path):
+    r"""host/clip_vip.py: transformers' auto-class registration API, the CLIP modules CLIP-ViP builds on, and the
+    registration happening when ``llamafactory.model.loader`` loads (a fresh process: AutoModel then loads a
+    ``clip_vip`` directory)."""
+    from transformers import AutoConfig, AutoModel
+    from transformers import initialization as init
+    from transformers.models.clip import modeling_clip
+
+    for api, first in ((AutoConfig.register, "model_type"), (AutoModel.register, "config_class")):
+        params = list(inspect.signature(api).parameters)
+        assert params[0] == first and "exist_ok" in params, (api, params)
+    for name in ("normal_", "zeros_", "constant_"):
+        assert callable(getattr(init, name))
+    assert callable(getattr(modeling_clip.CLIPPreTrainedModel, "_init_weights"))
+    mlp = modeling_clip.CLIPMLP(_tiny_clip_text_config())
+    assert all(hasattr(mlp, name) for name in ("fc1", "fc2", "activation_fn"))
+    text = modeling_clip.CLIPTextModel(_tiny_clip_text_config())
+    out = text(input_ids=torch_long([[0, 5, 1]]))
+    assert out.pooler_output.shape == (1, 16) and hasattr(text.embeddings, "token_embedding")
+
+    from llamafactory_video.testing.tiny_clip_vip import build_tiny_clip_vip
+
+    model_dir = build_tiny_clip_vip(str(tmp_path / "clip-vip"), hidden_size=32, intermediate_size=64)
+    code = (
+        "import llamafactory.model.loader; from transformers import AutoModel; "
+        f"print(type(AutoModel.from_pretrained({model_dir!r})).__name__)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "ClipVipModel"
+
+
+def _tiny_clip_text_config():
+    from transformers import CLIPTextConfig
+
+    return CLIPTextConfig(
+        vocab_size=16, hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2, eos_token_id=1
+    )
+
+
+def torch_long(rows):
+    import torch
+
+    return torch.tensor(rows, dtype=torch.long)

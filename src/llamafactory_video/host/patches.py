@@ -22,6 +22,7 @@
 |                                  | load_tokenizer exports video_backend / video_frame_cache to the env   |
 |                                  | peft's adapter save resolves a resized vocabulary on composite configs |
 |                                  | hilight: transformers auto classes + composite model keys (hilight.py)|
+|                                  | transformers' AutoConfig / AutoModel learn `clip_vip` (clip_vip.py)    |
 | llamafactory.train.tuner         | _training_function dispatches plugin stages to their workflows        |
 | llamafactory.train.trainer_utils | transformers.Trainer resumes full weights with the key conversion and |
 |                                  | stops on weights that do not load (every stage, stock ones included)  |
@@ -109,8 +110,10 @@ def patch_model_loader(module: ModuleType) -> None:
     patch(module)
     patch_video_keys(module)  # video_backend / video_frame_cache -> environment for every process
     patch_peft_model(peft.peft_model)
+    from .clip_vip import register_clip_vip
     from .hilight import patch_model_loader as patch_hilight
 
+    register_clip_vip()  # CLIP-ViP directories load with AutoModel (no trust_remote_code)
     patch_hilight(module)
 
 

@@ -14,6 +14,12 @@ multi-frame integration transformer (``mit``) aggregates frames, and its prompt 
 residual to each caption embedding. Text and video therefore do not factor into independent embeddings: similarities
 come from :meth:`VideoTextModel.similarity`, which composes ``XCLIPModel.forward`` from the model's own modules
 (equal to its ``logits_per_text`` / ``exp(logit_scale)``), and there is no ``encode_texts`` for X-CLIP.
+
+CLIP-ViP (``model_type: clip_vip``, :mod:`llamafactory_video.model.clip_vip`) is a video model too: its vision tower
+reads the whole clip (``M`` proxy tokens + every frame's patches, proxy-guided attention), and the video embedding is
+its own (the projected first proxy), so there is no per-frame aggregation; clips are resampled to its
+``temporal_size`` frames as the official code feeds it a fixed frame count. Its local (SPARC) features are all
+``M + T * P`` vision tokens, proxies included (4 + 12 x 196 = 2356 for ViP-B/16: the seed's patch count).
 """
 
 import json
@@ -35,7 +41,9 @@ from ..losses.sparc import (
 
 CONFIG_NAME = "sparc_align_config.json"
 HEADS_NAME = "sparc_align_heads.safetensors"
-SUPPORTED_MODEL_TYPES = ("clip", "siglip", "xclip")
+SUPPORTED_MODEL_TYPES = ("clip", "siglip", "xclip", "clip_vip")
+VIDEO_MODEL_TYPES = ("xclip", "clip_vip")  # the vision tower reads whole clips of a fixed frame count
+PROJECTED_MODEL_TYPES = ("clip", "xclip", "clip_vip")  # CLIP-style text / visual projections
 NO_TEXT_EMBEDDING = (
     "X-CLIP has no video-independent caption embedding: its prompt generator conditions every caption embedding on "
     "the video it is compared with. Score (video, captions) pairs with DualEncoder.score / `llamafactory-video score`."
@@ -133,6 +141,11 @@ class VideoTextModel(nn.Module):
                 f"`sparc_aggregation: {config.aggregation}` does not apply to X-CLIP: X-CLIP aggregates frames with "
                 "its own multi-frame integration transformer (`mit`). Leave `sparc_aggregation` at `mean`."
             )
+        if config.model_type == "clip_vip" and config.aggregation != "mean":
+            raise ValueError(
+                f"`sparc_aggregation: {config.aggregation}` does not apply to CLIP-ViP: its video embedding is its "
+                "own first proxy token, which attends to every frame. Leave `sparc_aggregation` at `mean`."
+            )
         text_hidden = hf.config.text_config.hidden_size
         vision_hidden = hf.config.vision_config.hidden_size
         embed_dim = self._global_dim(hf)
@@ -146,13 +159,13 @@ class VideoTextModel(nn.Module):
 
     # ------------------------------------------------------------------ model-family specifics
     def _global_dim(self, hf: nn.Module) -> int:
-        if self.sparc_config.model_type in ("clip", "xclip"):
+        if self.sparc_config.model_type in PROJECTED_MODEL_TYPES:
             return hf.config.projection_dim
         return hf.config.vision_config.hidden_size  # SigLIP: pooled heads keep the hidden size
 
     def _init_local_heads(self, hf: nn.Module) -> None:
         with torch.no_grad():
-            if self.sparc_config.model_type == "clip":
+            if self.sparc_config.model_type in ("clip", "clip_vip"):
                 sources = ((self.local_text, hf.text_projection), (self.local_vision, hf.visual_projection))
             elif self.sparc_config.model_type == "xclip":  # X-CLIP's own patch projection (prompt generator input)
                 sources = (
@@ -194,7 +207,7 @@ class VideoTextModel(nn.Module):
         need_layers = with_tokens and self.sparc_config.local_layer != "before_projector"
         out = hf.text_model(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=need_layers)
         pooled = out.pooler_output
-        embeds = hf.text_projection(pooled) if self.sparc_config.model_type in ("clip", "xclip") else pooled
+        embeds = hf.text_projection(pooled) if self.sparc_config.model_type in PROJECTED_MODEL_TYPES else pooled
         if not with_tokens:
             return embeds, None
         if self.sparc_config.local_layer == "before_projector":
@@ -203,12 +216,34 @@ class VideoTextModel(nn.Module):
             states = self._pick_layers(out.hidden_states, "text")
         return embeds, [self.local_text(s) for s in states]
 
+    def fixed_frame_count(self) -> int | None:
+        r"""Frames a video model reads per clip (X-CLIP: ``num_frames``, CLIP-ViP: ``temporal_size``), else None."""
+        vc = self.hf.config.vision_config
+        return {"xclip": getattr(vc, "num_frames", None), "clip_vip": getattr(vc, "temporal_size", None)}.get(
+            self.sparc_config.model_type
+        )
+
+    def num_proxy_tokens(self) -> int:
+        r"""Vision tokens in front of the patches that the local loss uses (CLIP-ViP's ``M`` proxies; else 0)."""
+        if self.sparc_config.model_type != "clip_vip":
+            return 0
+        return self.hf.config.vision_config.num_proxy_tokens
+
+    def patch_mask(self, frame_mask: torch.Tensor, num_tokens: int) -> torch.Tensor:
+        r"""``(N, T)`` frame mask -> ``(N, num_tokens)`` mask of the local vision features (proxies always valid)."""
+        m = self.num_proxy_tokens()
+        p = (num_tokens - m) // frame_mask.size(1)
+        mask = frame_mask.repeat_interleave(p, dim=1)
+        if m:
+            mask = torch.cat([mask.new_ones(mask.size(0), m), mask], dim=1)
+        return mask
+
     def fit_frames(self, pixel_values: torch.Tensor, frame_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        r"""X-CLIP takes exactly ``vision_config.num_frames`` frames: each clip's valid frames are resampled uniformly
-        to that count (repeated when shorter, subsampled when longer). Other models: unchanged."""
-        if self.sparc_config.model_type != "xclip":
+        r"""X-CLIP / CLIP-ViP take a fixed frame count (:meth:`fixed_frame_count`): each clip's valid frames are
+        resampled uniformly to that count (repeated when shorter, subsampled when longer). Other models: unchanged."""
+        target = self.fixed_frame_count()
+        if target is None:
             return pixel_values, frame_mask
-        target = self.hf.config.vision_config.num_frames
         if pixel_values.size(1) == target and bool(frame_mask.all()):
             return pixel_values, frame_mask
         counts = frame_mask.sum(1).clamp(min=1)
@@ -235,14 +270,18 @@ class VideoTextModel(nn.Module):
         pixel_values, frame_mask = self.fit_frames(pixel_values, frame_mask)
         n, t = pixel_values.shape[:2]
         need_layers = with_patches and self.sparc_config.local_layer != "before_projector"
-        out = hf.vision_model(pixel_values=pixel_values.flatten(0, 1), output_hidden_states=need_layers)
         prompt_visual = None
+        if kind == "clip_vip":  # the whole clip at once; the video embedding is the projected first proxy
+            out = hf.vision_model(pixel_values=pixel_values, output_hidden_states=need_layers)
+            video = hf.visual_projection(out.pooler_output)
+        else:
+            out = hf.vision_model(pixel_values=pixel_values.flatten(0, 1), output_hidden_states=need_layers)
         if kind == "xclip":
             frame_emb = hf.visual_projection(out.pooler_output).view(n, t, -1)
             video = hf.mit(frame_emb).pooler_output
             normed = hf.prompts_visual_layernorm(out.last_hidden_state[:, 1:])
             prompt_visual = (normed @ hf.prompts_visual_projection).view(n, t, -1, video.size(-1)).mean(1)
-        else:
+        elif kind != "clip_vip":
             frame_emb = hf.visual_projection(out.pooler_output) if kind == "clip" else out.pooler_output
             frame_emb = frame_emb.view(n, t, -1)
             video = (
@@ -254,7 +293,7 @@ class VideoTextModel(nn.Module):
             return video, None, prompt_visual
         if self.sparc_config.local_layer == "before_projector":
             last = out.last_hidden_state
-            if kind == "clip":
+            if kind in ("clip", "clip_vip"):
                 states = [hf.vision_model.post_layernorm(last)]
             elif kind == "xclip":
                 states = [torch.cat([last[:, :1], hf.prompts_visual_layernorm(last[:, 1:])], dim=1)]
@@ -262,7 +301,7 @@ class VideoTextModel(nn.Module):
                 states = [last]
         else:
             states = self._pick_layers(out.hidden_states, "vision")
-        skip = 0 if kind == "siglip" else 1  # the CLS token is no patch
+        skip = 1 if kind in ("clip", "xclip") else 0  # CLIP's CLS token is no patch; CLIP-ViP keeps its proxies
         patches = [self.local_vision(s[:, skip:]).reshape(n, -1, self.sparc_config.local_dim) for s in states]
         return video, patches, prompt_visual
 
@@ -337,8 +376,7 @@ class VideoTextModel(nn.Module):
         out = {"loss_global": loss_global, "temperature": (-scale).exp().detach()}
         loss = args.sparc_global_weight * loss_global
         if need_features:
-            p = patches[0].size(1) // frame_mask.size(1)
-            patch_mask = frame_mask.repeat_interleave(p, dim=1)
+            patch_mask = self.patch_mask(frame_mask, patches[0].size(1))
             temperature = args.sparc_local_temperature
             if temperature is None:
                 temperature = (-scale).exp()
@@ -421,6 +459,10 @@ def lora_target_modules(hf_model: nn.Module, lora_target: list[str], towers: tup
 def load_backbone(model_dir: str, **kwargs: Any) -> nn.Module:
     from transformers import AutoModel
 
+    from ..host.clip_vip import register_clip_vip
+
+    register_clip_vip()  # CLIP-ViP directories also load outside llamafactory-cli (score, attention-map, tools)
+
     return AutoModel.from_pretrained(model_dir, **kwargs)
 
 
@@ -428,7 +470,8 @@ def model_type_of(hf_model: nn.Module) -> str:
     model_type = getattr(hf_model.config, "model_type", "")
     if model_type not in SUPPORTED_MODEL_TYPES:
         raise ValueError(
-            f"`stage: sparc_align` needs a CLIP, SigLIP or X-CLIP model (model_type clip / siglip / xclip), got "
+            f"`stage: sparc_align` needs a CLIP, SigLIP, X-CLIP or CLIP-ViP model (model_type clip / siglip / xclip / "
+            f"clip_vip), got "
             f"model_type `{model_type}`. Point `model_name_or_path` at e.g. openai/clip-vit-base-patch16."
         )
     return model_type
@@ -458,8 +501,8 @@ class DualEncoder:
 
         c = self.config
         frames = load_video_frames(path, c.video_fps, c.video_maxlen, c.video_max_pixels, c.video_min_pixels)
-        if c.model_type == "xclip":
-            target = self.model.hf.config.vision_config.num_frames
+        target = self.model.fixed_frame_count()
+        if target is not None:
             frames = [frames[i * len(frames) // target] for i in range(target)]
         return frames
 
@@ -514,14 +557,15 @@ class DualEncoder:
         _, tokens = self.model.encode_text(**enc, with_tokens=True)
         _, patches = self.model.encode_frames(pixels, frame_mask, with_patches=True)
         keys = self.config.stage_keys
-        p = patches[-1].size(1) // pixels.size(1)
         sim = torch.einsum("bld,bpd->blp", tokens[-1], patches[-1])
         weights = sparc_alignment_weights(
             sim,
-            frame_mask.repeat_interleave(p, dim=1),
+            self.model.patch_mask(frame_mask, sim.size(-1)),
             keys.get("sparc_sparsity_threshold"),
             keys.get("sparc_keep_patches"),
         )[0]
+        weights = weights[:, self.model.num_proxy_tokens() :]  # CLIP-ViP: the map shows frame patches only
+        p = weights.size(-1) // pixels.size(1)
         side = int(round(p**0.5))
         ids = enc["input_ids"][0].tolist()
         token_strings = self.tokenizer.convert_ids_to_tokens(ids)
