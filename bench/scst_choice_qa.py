@@ -3,7 +3,7 @@
 
 "What colour is the moving object?" with the 4 class colours as options A-D
 (``testing.synthetic_qa.make_choice_qa_dataset``, 32 train / 16 held-out videos). Per seed: the tiny Qwen2.5-VL is
-trained with cross-entropy on the answers (stock ``sft``, full fine-tuning, lr 3e-3, batch 8, ``--xe-epochs``,
+trained with cross-entropy on the answers (stock ``sft``, full fine-tuning, lr 3e-3, ``--xe-batch``, ``--xe-epochs``,
 that seed), then ``stage: scst`` from that XE model with ``scst_rewards: option_accuracy`` (GRPO by default, that
 seed). ``eval_on_start`` scores the XE model's held-out greedy answers inside the SCST run and ``do_eval`` the
 SCST model's (``eval_reward_option_accuracy``: share of the 16 held-out questions answered with the right letter).
@@ -14,7 +14,7 @@ first, ``A green circle. Answer: B``, so XE grounds the colour word as in captio
 from the letter after ``Answer:``.
 
     python bench/scst_choice_qa.py [--seeds 1,2,3] [--variants grpo] [--answer-style reasoned] [--xe-epochs 6]
-                                   [--epochs 3] [--workdir DIR] [key=value ...]
+                                   [--xe-batch 8] [--epochs 3] [--workdir DIR] [key=value ...]
 JSON in ``bench/results/scst_choice_qa.json``; exit status 1 unless held-out accuracy rose in every run.
 """
 
@@ -55,6 +55,7 @@ def main() -> int:
     parser.add_argument("--variants", default="grpo")
     parser.add_argument("--answer-style", default="reasoned", choices=("letter", "reasoned"))
     parser.add_argument("--xe-epochs", type=float, default=6.0)
+    parser.add_argument("--xe-batch", type=int, default=8)
     parser.add_argument("--epochs", type=float, default=3.0)
     parser.add_argument("--workdir", default=None)
     parser.add_argument("--output", default=os.path.join(HERE, "results", "scst_choice_qa.json"))
@@ -77,9 +78,10 @@ def main() -> int:
     common = dict(scst_max_new_tokens=length, max_new_tokens=length, eval_on_start=True, **overrides)
     rows = []
     for seed in [int(s) for s in args.seeds.split(",")]:
-        xe = os.path.join(workdir, f"xe_{args.answer_style}{args.xe_epochs:g}_seed{seed}")
+        xe = os.path.join(workdir, f"xe_{args.answer_style}{args.xe_epochs:g}b{args.xe_batch}_seed{seed}")
         if not os.path.isfile(os.path.join(xe, "config.json")):
-            config = dict(xe_config(model, data, xe), num_train_epochs=args.xe_epochs, seed=seed)
+            config = dict(xe_config(model, data, xe), num_train_epochs=args.xe_epochs, seed=seed,
+                          per_device_train_batch_size=args.xe_batch)
             run_cli(config, workdir, os.path.basename(xe), env)
         for variant in args.variants.split(","):
             name = f"{variant}_{args.answer_style}_seed{seed}"
@@ -102,6 +104,7 @@ def main() -> int:
     command = "python bench/scst_choice_qa.py " + " ".join(sys.argv[1:])
     with open(args.output, "w", encoding="utf-8") as f:
         json.dump({"command": command, "answer_style": args.answer_style, "xe_epochs": args.xe_epochs,
+                   "xe_batch": args.xe_batch,
                    "epochs": args.epochs, "overrides": overrides, "runs": rows}, f, indent=2)
     return 0 if all(r["acc_scst"] > r["acc_xe"] for r in rows) else 1
 

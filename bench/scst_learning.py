@@ -10,14 +10,16 @@ the training batches at the first and last logging window, when the recipe decod
 Task variants: ``4cls`` (4 classes, 8 training / 4 held-out videos per class, data seed 1) and ``3cls``
 (the first 3 of those classes, 8 / 4, data seed 2: other clips), both from an XE model trained 6 epochs;
 ``4cls_xe2`` is ``4cls`` after 2 XE epochs (the tiny model is then video-blind: one caption for every video).
-Recipes: ``grpo_lr1e-4`` (group-normalised advantages, lr 1e-4, 2 epochs: ``examples/demo/scst_tiny.yaml``),
-``grpo`` and ``mean`` (lr 3e-4), ``greedy`` (lr 3e-4), ``old_demo`` (the demo recipe before: greedy baseline,
+Recipes: ``grpo_6ep`` (group-normalised advantages, lr 1e-4, 6 epochs, held-out score after each epoch:
+``examples/demo/scst_tiny.yaml``; ``grpo_6ep_keep`` adds ``scst_keep_best: train_reward``),
+``grpo_lr1e-4`` (the same for 2 epochs, the demo recipe before),
+``grpo`` and ``mean`` (lr 3e-4), ``greedy`` (lr 3e-4), ``old_demo`` (an earlier demo recipe: greedy baseline,
 lr 1e-4, 2 epochs).
 
-    python bench/scst_learning.py [--seeds 1,2,3,4] [--variants 4cls,3cls] [--recipes grpo_lr1e-4,mean,old_demo]
+    python bench/scst_learning.py [--seeds 1,2,3,4] [--variants 4cls,3cls] [--recipes grpo_6ep,grpo_lr1e-4,mean]
                                   [--output FILE] [key=value ...]
 Markdown table on stdout, JSON in ``bench/results/scst_learning.json``. Exit status 1 when a run fails or a
-``grpo_lr1e-4`` run ends below its XE model.
+``grpo_6ep`` run ends below its XE model.
 """
 
 from __future__ import annotations
