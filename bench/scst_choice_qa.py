@@ -14,7 +14,7 @@ first, ``A green circle. Answer: B``, so XE grounds the colour word as in captio
 from the letter after ``Answer:``.
 
     python bench/scst_choice_qa.py [--seeds 1,2,3] [--variants grpo] [--answer-style reasoned] [--xe-epochs 6]
-                                   [--xe-batch 8] [--epochs 3] [--workdir DIR] [key=value ...]
+                                   [--xe-batch 8] [--train-per-class 8] [--epochs 3] [--workdir DIR] [key=value ...]
 JSON in ``bench/results/scst_choice_qa.json``; exit status 1 unless held-out accuracy rose in every run.
 """
 
@@ -56,6 +56,7 @@ def main() -> int:
     parser.add_argument("--answer-style", default="reasoned", choices=("letter", "reasoned"))
     parser.add_argument("--xe-epochs", type=float, default=6.0)
     parser.add_argument("--xe-batch", type=int, default=8)
+    parser.add_argument("--train-per-class", type=int, default=8)
     parser.add_argument("--epochs", type=float, default=3.0)
     parser.add_argument("--workdir", default=None)
     parser.add_argument("--output", default=os.path.join(HERE, "results", "scst_choice_qa.json"))
@@ -72,13 +73,19 @@ def main() -> int:
     model = os.path.join(workdir, "tiny-qwen2_5-vl")
     if not os.path.isfile(os.path.join(model, "config.json")):
         build_tiny_model(model, arch="qwen2_5_vl")
-    data = make_choice_qa_dataset(os.path.join(workdir, f"data_{args.answer_style}"), answer_style=args.answer_style)
+    data = make_choice_qa_dataset(
+        os.path.join(workdir, f"data_{args.answer_style}_{args.train_per_class}"),
+        train_per_class=args.train_per_class,
+        answer_style=args.answer_style,
+    )
     overrides = {key: _value(value) for key, value in (part.split("=", 1) for part in args.overrides)}
     length = 16 if args.answer_style == "reasoned" else 4
     common = dict(scst_max_new_tokens=length, max_new_tokens=length, eval_on_start=True, **overrides)
     rows = []
     for seed in [int(s) for s in args.seeds.split(",")]:
-        xe = os.path.join(workdir, f"xe_{args.answer_style}{args.xe_epochs:g}b{args.xe_batch}_seed{seed}")
+        xe = os.path.join(
+            workdir, f"xe_{args.answer_style}{args.train_per_class}_{args.xe_epochs:g}b{args.xe_batch}_seed{seed}"
+        )
         if not os.path.isfile(os.path.join(xe, "config.json")):
             config = dict(xe_config(model, data, xe), num_train_epochs=args.xe_epochs, seed=seed,
                           per_device_train_batch_size=args.xe_batch)
@@ -104,7 +111,7 @@ def main() -> int:
     command = "python bench/scst_choice_qa.py " + " ".join(sys.argv[1:])
     with open(args.output, "w", encoding="utf-8") as f:
         json.dump({"command": command, "answer_style": args.answer_style, "xe_epochs": args.xe_epochs,
-                   "xe_batch": args.xe_batch,
+                   "xe_batch": args.xe_batch, "train_per_class": args.train_per_class,
                    "epochs": args.epochs, "overrides": overrides, "runs": rows}, f, indent=2)
     return 0 if all(r["acc_scst"] > r["acc_xe"] for r in rows) else 1
 
