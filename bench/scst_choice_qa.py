@@ -57,6 +57,7 @@ def main() -> int:
     parser.add_argument("--xe-epochs", type=float, default=6.0)
     parser.add_argument("--xe-batch", type=int, default=8)
     parser.add_argument("--train-per-class", type=int, default=8)
+    parser.add_argument("--start-model", default=None, help="XE starts from this model (default: the tiny random one)")
     parser.add_argument("--epochs", type=float, default=3.0)
     parser.add_argument("--workdir", default=None)
     parser.add_argument("--output", default=os.path.join(HERE, "results", "scst_choice_qa.json"))
@@ -70,7 +71,7 @@ def main() -> int:
     os.makedirs(workdir, exist_ok=True)
     env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", HF_DATASETS_OFFLINE="1",
                TOKENIZERS_PARALLELISM="false")
-    model = os.path.join(workdir, "tiny-qwen2_5-vl")
+    model = args.start_model or os.path.join(workdir, "tiny-qwen2_5-vl")
     if not os.path.isfile(os.path.join(model, "config.json")):
         build_tiny_model(model, arch="qwen2_5_vl")
     data = make_choice_qa_dataset(
