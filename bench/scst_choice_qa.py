@@ -57,7 +57,11 @@ def main() -> int:
     parser.add_argument("--xe-epochs", type=float, default=6.0)
     parser.add_argument("--xe-batch", type=int, default=8)
     parser.add_argument("--train-per-class", type=int, default=8)
-    parser.add_argument("--start-model", default=None, help="XE starts from this model (default: the tiny random one)")
+    parser.add_argument(
+        "--start-model",
+        default=None,
+        help="XE starts from this model, `{seed}` replaced by the seed (default: the tiny random model)",
+    )
     parser.add_argument("--epochs", type=float, default=3.0)
     parser.add_argument("--workdir", default=None)
     parser.add_argument("--output", default=os.path.join(HERE, "results", "scst_choice_qa.json"))
@@ -71,8 +75,8 @@ def main() -> int:
     os.makedirs(workdir, exist_ok=True)
     env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", HF_DATASETS_OFFLINE="1",
                TOKENIZERS_PARALLELISM="false")
-    model = args.start_model or os.path.join(workdir, "tiny-qwen2_5-vl")
-    if not os.path.isfile(os.path.join(model, "config.json")):
+    model = os.path.join(workdir, "tiny-qwen2_5-vl")
+    if args.start_model is None and not os.path.isfile(os.path.join(model, "config.json")):
         build_tiny_model(model, arch="qwen2_5_vl")
     data = make_choice_qa_dataset(
         os.path.join(workdir, f"data_{args.answer_style}_{args.train_per_class}"),
@@ -88,7 +92,8 @@ def main() -> int:
             workdir, f"xe_{args.answer_style}{args.train_per_class}_{args.xe_epochs:g}b{args.xe_batch}_seed{seed}"
         )
         if not os.path.isfile(os.path.join(xe, "config.json")):
-            config = dict(xe_config(model, data, xe), num_train_epochs=args.xe_epochs, seed=seed,
+            start = args.start_model.format(seed=seed) if args.start_model else model
+            config = dict(xe_config(start, data, xe), num_train_epochs=args.xe_epochs, seed=seed,
                           per_device_train_batch_size=args.xe_batch)
             run_cli(config, workdir, os.path.basename(xe), env)
         for variant in args.variants.split(","):

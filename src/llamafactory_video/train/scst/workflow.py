@@ -111,7 +111,8 @@ def run_scst(
         **tokenizer_module,
     )
 
-    if training_args.do_train and finetuning_args.scst_keep_best == "train_reward":  # train/scst/selection.py
+    # train/scst/selection.py (getattr: tools and tests build the stage from a namespace of the older keys)
+    if training_args.do_train and getattr(finetuning_args, "scst_keep_best", "none") == "train_reward":
         trainer.add_callback(KeepBestPolicy(trainer, finetuning_args.scst_keep_best_samples))
     if training_args.do_train:
         plot_keys = [
