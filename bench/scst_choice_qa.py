@@ -10,8 +10,9 @@ SCST model's (``eval_reward_option_accuracy``: share of the 16 held-out question
 
 ``--answer-style letter``: the answer is the letter alone (the tiny model then answers one letter for every video
 after XE: chance, and SCST has no video-dependent samples to reinforce). ``reasoned``: the answer names the object
-first, ``A green circle. Answer: B``, so XE grounds the colour word as in captioning, and the option reward is read
-from the letter after ``Answer:``.
+first, ``A green circle. Answer: B``, meant to let XE ground the colour word as in captioning (it did not
+reliably: docs/stages/scst.md), the option reward reading the letter after ``Answer:``. ``--start-model``: start
+the XE from another model, e.g. a caption XE model of ``bench/scst_learning.py``.
 
     python bench/scst_choice_qa.py [--seeds 1,2,3] [--variants grpo] [--answer-style reasoned] [--xe-epochs 6]
                                    [--xe-batch 8] [--train-per-class 8] [--epochs 3] [--workdir DIR] [key=value ...]
