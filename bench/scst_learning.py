@@ -10,14 +10,16 @@ the training batches at the first and last logging window, when the recipe decod
 Task variants: ``4cls`` (4 classes, 8 training / 4 held-out videos per class, data seed 1) and ``3cls``
 (the first 3 of those classes, 8 / 4, data seed 2: other clips), both from an XE model trained 6 epochs;
 ``4cls_xe2`` is ``4cls`` after 2 XE epochs (the tiny model is then video-blind: one caption for every video).
-Recipes: ``grpo_lr1e-4`` (group-normalised advantages, lr 1e-4, 2 epochs: ``examples/demo/scst_tiny.yaml``),
-``grpo`` and ``mean`` (lr 3e-4), ``greedy`` (lr 3e-4), ``old_demo`` (the demo recipe before: greedy baseline,
+Recipes: ``grpo_6ep`` (group-normalised advantages, lr 1e-4, 6 epochs, held-out score after each epoch:
+``examples/demo/scst_tiny.yaml``; ``grpo_6ep_keep`` adds ``scst_keep_best: train_reward``),
+``grpo_lr1e-4`` (the same for 2 epochs, the demo recipe before),
+``grpo`` and ``mean`` (lr 3e-4), ``greedy`` (lr 3e-4), ``old_demo`` (an earlier demo recipe: greedy baseline,
 lr 1e-4, 2 epochs).
 
-    python bench/scst_learning.py [--seeds 1,2,3,4] [--variants 4cls,3cls] [--recipes grpo_lr1e-4,mean,old_demo]
+    python bench/scst_learning.py [--seeds 1,2,3,4] [--variants 4cls,3cls] [--recipes grpo_6ep,grpo_lr1e-4,mean]
                                   [--output FILE] [key=value ...]
 Markdown table on stdout, JSON in ``bench/results/scst_learning.json``. Exit status 1 when a run fails or a
-``grpo_lr1e-4`` run ends below its XE model.
+``grpo_6ep`` run ends below its XE model.
 """
 
 from __future__ import annotations
@@ -47,8 +49,15 @@ RECIPES = {
     "grpo_lr1e-4": dict(scst_baseline="grpo", learning_rate=1e-4, num_train_epochs=2),
     "mean": dict(scst_baseline="mean", learning_rate=3e-4, num_train_epochs=2),
     "greedy": dict(scst_baseline="greedy", learning_rate=3e-4, num_train_epochs=2),
+    # the demo recipe now: grpo_lr1e-4 for 6 epochs (the held-out score after each epoch: eval_strategy=epoch)
+    "grpo_6ep": dict(scst_baseline="grpo", learning_rate=1e-4, num_train_epochs=6, eval_strategy="epoch"),
+    # + the held-out-free keep-best (greedy TRAINING reward at the start and after each epoch)
+    "grpo_6ep_keep": dict(
+        scst_baseline="grpo", learning_rate=1e-4, num_train_epochs=6, eval_strategy="epoch",
+        scst_keep_best="train_reward", scst_keep_best_samples=64,
+    ),
 }
-GATED = ("grpo_lr1e-4",)  # recipes that must never end below XE
+GATED = ("grpo_6ep",)  # recipes that must never end below XE
 
 
 def xe_config(model: str, data: dict, out: str, seed: int, epochs: float = 2) -> dict:
@@ -105,7 +114,11 @@ def summarise(out: str) -> dict:
     train = [e for e in logs if "scst/reward_mean" in e]
     with open(os.path.join(out, "eval_results.json"), encoding="utf-8") as f:
         after = json.load(f)["eval_cider"]  # the final do_eval (trainer_state.json is written before it)
-    row = {"cider_xe": evals[0], "cider_scst": after}
+    row = {"cider_xe": evals[0], "cider_scst": after, "cider_by_epoch": [round(v, 3) for v in evals]}
+    kept = [e for e in logs if "scst/keep_best/kept_epoch" in e]
+    if kept:  # scst_keep_best: the greedy training reward at each check and the epoch whose policy was kept
+        row["keep_best_rewards"] = [e["scst/keep_best/reward"] for e in logs if "scst/keep_best/reward" in e]
+        row["kept_epoch"] = kept[-1]["scst/keep_best/kept_epoch"]
     row["reward_first"], row["reward_last"] = train[0]["scst/reward_mean"], train[-1]["scst/reward_mean"]
     if "scst/frac_identical_to_baseline" in train[0]:  # a decoded (greedy / beam) baseline
         row["greedy_first"], row["greedy_last"] = train[0]["scst/baseline_reward"], train[-1]["scst/baseline_reward"]
@@ -117,7 +130,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", default="1,2,3,4")
     parser.add_argument("--variants", default="4cls,3cls")
-    parser.add_argument("--recipes", default="grpo_lr1e-4,mean")
+    parser.add_argument("--recipes", default="grpo_6ep")
     parser.add_argument("--workdir", default=None)
     parser.add_argument("--output", default=os.path.join(HERE, "results", "scst_learning.json"))
     parser.add_argument("overrides", nargs="*", help="key=value overrides of every SCST run")

@@ -291,10 +291,25 @@ class ScstArguments(_ChecksLiterals):
         default=16,
         metadata={"help": "Smallest logging window (samples, all ranks) on which `scst_degeneration_threshold` acts."},
     )
+    # --- scst_keep_best: held-out-free choice of the policy kept at the end (train/scst/selection.py) ---
+    scst_keep_best: Literal["none", "train_reward"] = field(
+        default="none",
+        metadata={
+            "help": "`train_reward`: score the greedy captions of the first `scst_keep_best_samples` TRAINING videos "
+            "with the training reward before training and after every epoch, and end with the best of those "
+            "policies (the starting one on ties), so SCST never ends below its start on that score. No held-out data "
+            "is read. `none`: keep the last policy."
+        },
+    )
+    scst_keep_best_samples: int = field(
+        default=64, metadata={"help": "Training videos (the first N rows) scored by `scst_keep_best: train_reward`."}
+    )
 
     def validate(self) -> None:
         if self.scst_num_samples < 1:
             raise ValueError("`scst_num_samples` must be at least 1.")
+        if self.scst_keep_best_samples < 1:
+            raise ValueError(f"`scst_keep_best_samples` must be at least 1, got {self.scst_keep_best_samples}.")
         if self.scst_baseline == "mean" and self.scst_num_samples < 2:
             raise ValueError("`scst_baseline: mean` averages the OTHER samples: set `scst_num_samples` >= 2.")
         if self.scst_beam_width < 1:

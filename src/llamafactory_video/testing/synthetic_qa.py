@@ -112,6 +112,7 @@ def make_long_video(
 
 
 CHOICE_QUESTION = "<video>What colour is the moving object?\n{options}\nAnswer with the option's letter."
+REASONED_INSTRUCTION = "Name the object, then give the option's letter after 'Answer:'."
 
 
 def make_choice_qa_dataset(
@@ -121,6 +122,7 @@ def make_choice_qa_dataset(
     test_per_class: int = 4,
     seed: int = 5,
     prefix: str = "synth_choice_qa",
+    answer_style: str = "letter",
 ) -> dict[str, Any]:
     r"""A multiple-choice video QA set for the ``scst`` stage's QA rewards: "What colour is the moving object?"
     with the class colours as options A, B, C, ... and the right letter as ``answer`` (and as the one reference).
@@ -129,6 +131,10 @@ def make_choice_qa_dataset(
     answer, ``videos``, ``references: [letter]``, ``answer: letter``), ``<prefix>_<split>_sft.json`` (the same
     rows for cross-entropy with stock ``sft``) and their ``dataset_info.json`` entries (``answer`` declared).
 
+    ``answer_style``: ``letter`` (the assistant turn is the letter) or ``reasoned`` (it first names what is seen,
+    then the letter: ``A green circle. Answer: B``; the question then asks for that). ``references`` and ``answer``
+    are the letter either way; the option reward reads the letter after ``Answer:``.
+
     Returns:
         ``output_dir``, dataset names (``train_dataset``, ``test_dataset``, ``train_sft_dataset``), ``num_train``,
         ``num_test`` and ``letters`` (the right letter of each class).
@@ -136,7 +142,11 @@ def make_choice_qa_dataset(
     classes = action_classes(num_classes)
     letters = [chr(ord("A") + i) for i in range(num_classes)]
     options = "\n".join(f"{letter}. {action.colour}" for letter, action in zip(letters, classes))
+    if answer_style not in ("letter", "reasoned"):
+        raise ValueError(f"answer_style must be `letter` or `reasoned`, got {answer_style!r}")
     question = CHOICE_QUESTION.format(options=options)
+    if answer_style == "reasoned":
+        question = question.replace("Answer with the option's letter.", REASONED_INSTRUCTION)
     out = Path(output_dir)
     (out / "videos").mkdir(parents=True, exist_ok=True)
     info_file = out / "dataset_info.json"
@@ -149,7 +159,8 @@ def make_choice_qa_dataset(
             for action, letter in zip(classes, letters):
                 video = f"videos/{prefix}_{split}_{j * num_classes + action.label:04d}.mp4"
                 write_video(render_clip(action, rng, size=64, num_frames=8), out / video, fps=4)
-                rows.append({"messages": _turns(question, letter), "videos": [video], "references": [letter],
+                reply = letter if answer_style == "letter" else f"A {action.colour} {action.shape}. Answer: {letter}"
+                rows.append({"messages": _turns(question, reply), "videos": [video], "references": [letter],
                              "answer": letter})
         (out / f"{prefix}_{split}.json").write_text(json.dumps(rows, indent=1), encoding="utf-8")
         counts[split] = len(rows)

@@ -16,6 +16,7 @@ from ...metrics.captions import tokenize
 from ...rewards.cider import CiderDScorer
 from ...rewards.registry import RewardSet, build_reward_set
 from ..trainer_utils import record_outputs, train_and_save
+from .selection import KeepBestPolicy
 from .trainer import METRIC_PREFIX, ScstTrainer, write_captions
 
 
@@ -110,6 +111,9 @@ def run_scst(
         **tokenizer_module,
     )
 
+    # train/scst/selection.py (getattr: tools and tests build the stage from a namespace of the older keys)
+    if training_args.do_train and getattr(finetuning_args, "scst_keep_best", "none") == "train_reward":
+        trainer.add_callback(KeepBestPolicy(trainer, finetuning_args.scst_keep_best_samples))
     if training_args.do_train:
         plot_keys = [
             f"{METRIC_PREFIX}/{k}"
