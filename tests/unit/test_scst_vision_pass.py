@@ -111,19 +111,24 @@ def _step(trainer, model, batch, family):
     return loss.detach(), rollouts[0].sampled, grads, len(calls)
 
 
-@pytest.mark.parametrize("family_name,builder", CASES, ids=[b for _, b in CASES])
-@pytest.mark.parametrize("baseline", ["greedy"])
-def test_once_equals_per_call(family_name, builder, baseline, videos, tmp_path):
+@pytest.fixture(scope="module", params=CASES, ids=[b for _, b in CASES])
+def loaded(request, videos, tmp_path_factory):
+    r"""One tiny model per family (full fine-tuning: every parameter trains) and a batch of two prompts."""
+    family_name, builder = request.param
     family = FAMILIES[family_name]
-    model_dir = FAMILY_BUILDERS[builder](str(tmp_path / builder))
-    module, template, model = _load(model_dir, family.templates[0])
-    batch = _batch(module, template, model, videos)
+    tmp = tmp_path_factory.mktemp(builder)
+    module, template, model = _load(FAMILY_BUILDERS[builder](str(tmp / "model")), family.templates[0])
     for p in model.parameters():
-        p.requires_grad_(True)  # full fine-tuning: the tower and the projector get gradients too
+        p.requires_grad_(True)  # the tower and the projector get gradients too
+    return family, module, model, _batch(module, template, model, videos), tmp
+
+
+def test_once_equals_per_call(loaded):
+    family, module, model, batch, tmp_path = loaded
     model.train()
     results = {}
     for route in ("per_call", "once"):
-        trainer = _trainer(model, module, tmp_path, route, baseline)
+        trainer = _trainer(model, module, tmp_path, route, "greedy")
         results[route] = _step(trainer, model, batch, family)
     (loss_a, sampled_a, grads_a, calls_a), (loss_b, sampled_b, grads_b, calls_b) = results["per_call"], results["once"]
     assert calls_a == 3 and calls_b == 1  # samples + baseline + teacher-forced pass -> one pass
@@ -135,3 +140,35 @@ def test_once_equals_per_call(family_name, builder, baseline, videos, tmp_path):
     assert any(name.endswith(t) for name in grads_a for t in tower)  # the tower has gradients
     for name, grad in grads_a.items():
         torch.testing.assert_close(grads_b[name], grad, atol=1e-5, rtol=1e-3, msg=name)
+
+
+def test_sampling_logprobs_equal_teacher_forced_logprobs(loaded):
+    r"""What the stage's PPO ``old`` log-probs would be if taken from the sampling pass (``generate``'s raw
+    ``output_logits``, from the features computed once, KV cache) equals the teacher-forced pass they are taken
+    from (prompt + caption in one forward, same features) within float tolerance: the two routes of the new
+    vision pass place positions and visual features alike."""
+    from llamafactory_video.losses.scst import first_eos_mask
+
+    family, module, model, batch, tmp_path = loaded
+    trainer = _trainer(model, module, tmp_path, "once", "greedy")
+    prompt = trainer._model_inputs(dict(batch))
+    model.eval()
+    k = 3
+    with torch.no_grad():
+        vision = trainer._vision_once(model, prompt)
+        torch.manual_seed(0)
+        kwargs = dict(trainer.sample_kwargs, suppress_tokens=trainer.suppress_token_ids, output_logits=True,
+                      return_dict_in_generate=True)
+        out = vision.generate(model, prompt, k, **kwargs)
+        sampled = out.sequences[:, prompt["input_ids"].shape[1]:]
+        raw = torch.stack(out.logits, dim=1).float()  # (B*K, G, V), before temperature / top-p / suppression
+        from_sampling = torch.gather(torch.log_softmax(raw, -1), 2, sampled.unsqueeze(-1)).squeeze(-1)
+        mask = first_eos_mask(sampled, trainer.eos_token_ids)
+        forward = trainer._teacher_forced_inputs(prompt, sampled, mask, k, vision)
+        call, context = vision.forward_inputs(forward, k)
+        with context():
+            logits = model(**call, use_cache=False, logits_to_keep=sampled.shape[1] + 1).logits[:, :-1].float()
+        teacher_forced = torch.gather(torch.log_softmax(logits, -1), 2, sampled.unsqueeze(-1)).squeeze(-1)
+    assert mask.sum() >= 2 * k
+    valid = mask.bool()
+    torch.testing.assert_close(from_sampling[valid], teacher_forced[valid], atol=2e-4, rtol=1e-4)
