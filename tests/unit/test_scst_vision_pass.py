@@ -172,3 +172,21 @@ def test_sampling_logprobs_equal_teacher_forced_logprobs(loaded):
     assert mask.sum() >= 2 * k
     valid = mask.bool()
     torch.testing.assert_close(from_sampling[valid], teacher_forced[valid], atol=2e-4, rtol=1e-4)
+
+
+def test_beam_baseline_from_the_features_equals_per_call(loaded):
+    r"""The ``beam`` baseline (Qwen families; the others refuse it before loading) under ``once`` decodes the same
+    captions as under ``per_call`` (it encodes the pixels itself: transformers' beam expansion of Qwen inputs counts
+    videos from the placeholder embeddings)."""
+    family, module, model, batch, tmp_path = loaded
+    if "scst" not in family.stages or family.name not in ("qwen2_vl", "qwen3_vl"):
+        pytest.skip("scst refuses the beam baseline for this family")
+    captions = {}
+    for route in ("per_call", "once"):
+        trainer = _trainer(model, module, tmp_path, route, "beam")
+        trainer.baseline_kwargs["num_beams"] = 3
+        prompt = trainer._model_inputs(dict(batch))
+        vision = trainer._vision_once(model.eval(), prompt)
+        captions[route] = trainer._generate(model, prompt, vision, **trainer.baseline_kwargs)
+    assert captions["once"].shape[0] == 2
+    assert torch.equal(captions["once"], captions["per_call"])

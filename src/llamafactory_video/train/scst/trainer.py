@@ -148,6 +148,10 @@ class ScstTrainer(VideoStageTrainer):
         batch's features, computed once) the model takes precomputed embeddings and runs no vision pass."""
         unwrapped = self.accelerator.unwrap_model(model)
         repeats = int(gen_kwargs.get("num_return_sequences") or 1)
+        if vision is not None and int(gen_kwargs.get("num_beams") or 1) > 1:
+            # beam search: transformers' Qwen beam expansion counts each row's videos from its placeholder
+            # embeddings, which the precomputed features replace; the beam baseline encodes the pixels itself
+            vision = None
         if vision is not None:
             pass  # VisionPass.generate repeats the prompt rows itself
         elif repeats > 1 and self.family is not None and not self.family.generate_repeats_visual_inputs:
