@@ -236,7 +236,8 @@ def scst_step(ctx: dict[str, Any], args: argparse.Namespace) -> tuple[dict[str, 
         return out
 
     vision = None
-    if args.route == "once":  # as ScstTrainer._vision_once: with gradient when the tower / projector trains
+    if getattr(args, "route", "per_call") == "once":
+        # as ScstTrainer._vision_once: with gradient when the tower / projector trains
         family = ctx["stage"].family
         vision = timed("encode_visual", lambda: VisionPass(
             family, model, prompt, with_grad=trainable_vision(family, model)
