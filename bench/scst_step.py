@@ -221,7 +221,7 @@ def scst_step(ctx: dict[str, Any], args: argparse.Namespace) -> tuple[dict[str, 
     """
     from llamafactory_video.losses.scst import first_eos_mask, scst_loss
     from llamafactory_video.train.scst.trainer import ScstTrainer
-    from llamafactory_video.train.scst.vision_pass import VisionPass, trainable_vision
+    from llamafactory_video.train.scst.vision_pass import VisionPass
 
     model, prompt, k = ctx["model"], ctx["prompt"], args.samples
     batch = prompt["input_ids"].shape[0]
@@ -237,11 +237,8 @@ def scst_step(ctx: dict[str, Any], args: argparse.Namespace) -> tuple[dict[str, 
 
     vision = None
     if getattr(args, "route", "per_call") == "once":
-        # as ScstTrainer._vision_once: with gradient when the tower / projector trains
-        family = ctx["stage"].family
-        vision = timed("encode_visual", lambda: VisionPass(
-            family, model, prompt, with_grad=trainable_vision(family, model)
-        ))
+        # as ScstTrainer._vision_once: the graph is kept (the model trains; here the tower does too)
+        vision = timed("encode_visual", lambda: VisionPass(ctx["stage"].family, model, prompt, with_grad=True))
 
         def run(kwargs: dict[str, Any]) -> torch.Tensor:
             return generate_once(model, vision, prompt, **kwargs)

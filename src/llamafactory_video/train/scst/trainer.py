@@ -34,7 +34,7 @@ from .objectives import (
     resolve_kl_reference,
 )
 from .tokens import mm_token_type_ids, rope_needs_mm_token_types, suppressed_token_ids
-from .vision_pass import VisionPass, trainable_embeddings, trainable_vision
+from .vision_pass import VisionPass, trainable_embeddings
 
 
 logger = get_logger(__name__)
@@ -306,16 +306,12 @@ class ScstTrainer(VideoStageTrainer):
         return torch.gather(F.log_softmax(logits, dim=-1), 2, sampled.unsqueeze(-1)).squeeze(-1)
 
     def _vision_once(self, model, prompt: dict[str, Any]) -> Optional[VisionPass]:
-        r"""The batch's visual features computed once (``scst_vision_pass: once``), with gradient when the model
-        trains and its vision tower / projector has trainable parameters; None for the per-call route."""
+        r"""The batch's visual features computed once (``scst_vision_pass: once``), with their graph when the model
+        trains (it holds something only if the tower / projector has trainable parameters); None for the
+        per-call route."""
         if self.vision_pass != "once":
             return None
-        unwrapped = self.accelerator.unwrap_model(model)
-        if self._vision_trainable is None:
-            self._vision_trainable = trainable_vision(self.family, unwrapped)
-        return VisionPass(self.family, unwrapped, prompt, with_grad=model.training and self._vision_trainable)
-
-    _vision_trainable: Optional[bool] = None
+        return VisionPass(self.family, self.accelerator.unwrap_model(model), prompt, with_grad=model.training)
 
     @override
     def compute_loss(self, model, inputs, return_outputs=False, **kwargs):
@@ -356,7 +352,7 @@ class ScstTrainer(VideoStageTrainer):
         if self.kl_reference is not None:
             reference = call
             if vision is not None and (
-                self._vision_trainable or trainable_embeddings(self.accelerator.unwrap_model(model))
+                vision.has_graph or trainable_embeddings(self.accelerator.unwrap_model(model))
             ):  # the reference's embeddings may differ from the policy's: its own pass over the pixels
                 reference, context = self._teacher_forced_inputs(prompt, sampled, mask, k), contextlib.nullcontext
             with context():

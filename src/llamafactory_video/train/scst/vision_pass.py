@@ -28,17 +28,6 @@ VISION_PASS_ROUTES = ("once", "per_call")
 GRID_KEYS = ("video_grid_thw", "image_grid_thw")
 
 
-def trainable_vision(family: Any, model: torch.nn.Module) -> bool:
-    r"""Whether the vision tower or the projector of ``model`` has a parameter that requires grad."""
-    modules = []
-    for getter in (family.vision_tower, family.projector):
-        try:
-            modules.append(getter(model))
-        except Exception:  # a family without that path: nothing trainable to miss
-            continue
-    return any(p.requires_grad for module in modules for p in module.parameters())
-
-
 def trainable_embeddings(model: torch.nn.Module) -> bool:
     r"""Whether the input embedding table of ``model`` requires grad (full fine-tuning of the text embeddings)."""
     return any(p.requires_grad for p in model.get_input_embeddings().parameters())
@@ -47,7 +36,8 @@ def trainable_embeddings(model: torch.nn.Module) -> bool:
 class VisionPass:
     r"""The visual features of one prompt batch ``prompt`` (``input_ids`` ``(B, L)``), computed once.
 
-    ``model``: the unwrapped model; ``with_grad``: keep the graph (training with a trainable tower / projector)."""
+    ``model``: the unwrapped model; ``with_grad``: record the graph (training), which holds something only when a
+    parameter of the tower, the projector or the resampler requires grad (:attr:`has_graph`)."""
 
     def __init__(self, family: Any, model: torch.nn.Module, prompt: dict[str, Any], with_grad: bool) -> None:
         self.family = family
@@ -55,6 +45,12 @@ class VisionPass:
         self.input_ids = prompt["input_ids"]
         with torch.set_grad_enabled(with_grad and torch.is_grad_enabled()):
             self.encoded: EncodedVisual = family.encode_visual(model, prompt)
+
+    @property
+    def has_graph(self) -> bool:
+        r"""Whether the features depend on trainable parameters (they then carry gradient to them)."""
+        tensors = list(self.encoded.features.values()) + list(self.encoded.deepstack or [])
+        return any(t.requires_grad for t in tensors)
 
     # ------------------------------------------------------------------------------------------------ rows
     def repeat_rows(self, inputs: dict[str, Any], repeats: int) -> dict[str, Any]:
