@@ -370,7 +370,16 @@ def compare_routes(args: argparse.Namespace, argv: list[str]) -> int:
     import tempfile
 
     ks = [int(k) for k in args.ks.split(",")]
-    passthrough = [a for a in argv if a not in ("--compare-routes",)]
+    passthrough: list[str] = []  # the subprocesses' arguments: ours less --compare-routes and --output
+    skip = False
+    for arg in argv:
+        if skip or arg == "--compare-routes" or arg.startswith("--output="):
+            skip = False
+            continue
+        if arg == "--output":
+            skip = True
+            continue
+        passthrough.append(arg)
     runs: dict[str, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for k in ks:
@@ -399,7 +408,7 @@ def compare_routes(args: argparse.Namespace, argv: list[str]) -> int:
     first = runs[f"once_k{ks[0]}"]
     result = {
         "benchmark": "scst_vision_pass",
-        "command": "python bench/scst_step.py " + " ".join(argv),
+        "command": "python bench/scst_step.py --compare-routes " + " ".join(passthrough),
         "device": args.device,
         "device_name": first["device_name"],
         "machine": first["machine"],
