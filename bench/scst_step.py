@@ -18,6 +18,16 @@ LoRA). The ``lm_head`` rows past the tokenizer's ~2k tokens are zeroed so that s
 vocabulary matmul is still computed in full). Videos: synthetic clips through the processor, as in
 ``bench/action_cls_step.py``. References: the MSR-VTT-like corpus of ``bench/caption_reward.py`` (20 per video).
 
+Vision passes (``--route``, the stage's ``scst_vision_pass``): ``per_call`` runs the vision tower inside each of the
+three calls (K samples, baseline, K teacher-forced copies: 2K+1 encodings of each video), ``once`` encodes each
+video once (phase ``encode_visual``) and hands the features to the three calls (``train/scst/vision_pass.py``).
+``--compare-routes`` runs both routes at each K of ``--ks`` in its own subprocess (so the peak memory of each is
+its own: CUDA's peak allocation, or on CPU the peak RSS above the RSS of the loaded model) and writes the ratios
+old / new to ``bench/results/scst_vision_pass_<device>.json``. The vision-heavy configuration of
+``docs/stages/scst.md`` (16 frames, a tower as deep as the LLM with Qwen2.5-VL-3B's vision / LLM parameter ratio):
+
+    python bench/scst_step.py --compare-routes --ks 4,8,16 --vision-heavy
+
 Random weights generate random words, so the captions usually run to ``--max-new-tokens``: the generation figures
 are the worst case of a trained model. ``reward_realistic_s`` times the reward on MSR-VTT-like captions of the same
 count for comparison (not part of the step). Median and spread over ``--steps`` steps after one warm-up step; no
@@ -30,6 +40,7 @@ timing assertions anywhere.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import json
 import os
@@ -51,7 +62,8 @@ PROMPT = (
     "<|im_start|>user\n<|vision_start|><|video_pad|><|vision_end|>Describe this video in one sentence."
     "<|im_end|>\n<|im_start|>assistant\n"
 )
-PHASES = ("generate_samples", "generate_baseline", "reward", "forward_backward")
+PHASES = ("encode_visual", "generate_samples", "generate_baseline", "reward", "forward_backward")
+ROUTES = ("per_call", "once")
 
 
 def build(args: argparse.Namespace) -> dict[str, Any]:
@@ -65,9 +77,15 @@ def build(args: argparse.Namespace) -> dict[str, Any]:
     from llamafactory_video.train.scst.tokens import suppressed_token_ids
     from llamafactory_video.train.scst.trainer import ScstTrainer
 
-    cache = os.path.join(args.workdir, f"qwen2_5_vl_h{args.hidden}_l{args.layers}_v{args.vocab}")
+    name = f"qwen2_5_vl_h{args.hidden}_l{args.layers}_v{args.vocab}"
+    vision = dict(vision_depth=args.vision_depth, vision_hidden_size=args.vision_hidden,
+                  vision_num_heads=args.vision_heads, vision_intermediate_size=args.vision_intermediate)
+    if args.vision_depth != 2 or args.vision_hidden != 32 or args.intermediate:
+        name += f"_i{args.intermediate}_vd{args.vision_depth}_vh{args.vision_hidden}_vi{args.vision_intermediate}"
+    cache = os.path.join(args.workdir, name)
     if not os.path.isfile(os.path.join(cache, "config.json")):
-        build_tiny_model(cache, hidden_size=args.hidden, num_layers=args.layers, vocab_size=args.vocab)
+        build_tiny_model(cache, hidden_size=args.hidden, num_layers=args.layers, vocab_size=args.vocab,
+                         intermediate_size=args.intermediate or None, max_pixels=args.pixels, **vision)
     tokenizer = AutoTokenizer.from_pretrained(cache)
     processor = build_tiny_processor(tokenizer, max_pixels=args.pixels, min_pixels=56 * 56)
     dtype = torch.bfloat16 if args.device == "cuda" else torch.float32
@@ -181,15 +199,29 @@ def generate(model: torch.nn.Module, prompt: dict[str, Any], **kwargs: Any) -> t
     return sequences[:, prompt["input_ids"].shape[1] :]
 
 
+def generate_once(model: torch.nn.Module, vision: Any, prompt: dict[str, Any], **kwargs: Any) -> torch.Tensor:
+    """As :func:`generate`, from the features computed once (``VisionPass.generate``)."""
+    repeats = int(kwargs.get("num_return_sequences") or 1)
+    model.eval()
+    try:
+        with torch.no_grad():
+            sequences = vision.generate(model, prompt, repeats, **kwargs)
+    finally:
+        model.train()
+    return sequences[:, prompt["input_ids"].shape[1] :]
+
+
 def scst_step(ctx: dict[str, Any], args: argparse.Namespace) -> tuple[dict[str, float], dict[str, float]]:
     """One SCST step; returns ``({phase: seconds}, {"generated_tokens": ..., "caption_words": ...})``.
 
     ``ctx``: ``model``, ``prompt`` (the processor batch), ``keys`` / ``references`` of the B videos, ``decode``
     (generated tokens -> captions), ``reward`` (a ``CaptionReward``), ``eos_ids``, ``sample_kwargs``,
-    ``baseline_kwargs``; ``args``: ``samples`` (K), ``baseline`` (``greedy`` / ``mean``) and ``device``.
+    ``baseline_kwargs``; ``args``: ``samples`` (K), ``baseline`` (``greedy`` / ``mean``), ``device`` and ``route``
+    (``per_call``: every call encodes the videos; ``once``: ``encode_visual`` once, the calls reuse the features).
     """
     from llamafactory_video.losses.scst import first_eos_mask, scst_loss
     from llamafactory_video.train.scst.trainer import ScstTrainer
+    from llamafactory_video.train.scst.vision_pass import VisionPass
 
     model, prompt, k = ctx["model"], ctx["prompt"], args.samples
     batch = prompt["input_ids"].shape[0]
@@ -203,10 +235,22 @@ def scst_step(ctx: dict[str, Any], args: argparse.Namespace) -> tuple[dict[str, 
         times[name] = time.perf_counter() - start
         return out
 
-    sampled = timed("generate_samples", lambda: generate(model, prompt, **ctx["sample_kwargs"]))
+    vision = None
+    if getattr(args, "route", "per_call") == "once":
+        # as ScstTrainer._vision_once: the graph is kept (the model trains; here the tower does too)
+        vision = timed("encode_visual", lambda: VisionPass(ctx["stage"].family, model, prompt, with_grad=True))
+
+        def run(kwargs: dict[str, Any]) -> torch.Tensor:
+            return generate_once(model, vision, prompt, **kwargs)
+    else:
+
+        def run(kwargs: dict[str, Any]) -> torch.Tensor:
+            return generate(model, prompt, **kwargs)
+
+    sampled = timed("generate_samples", lambda: run(ctx["sample_kwargs"]))
     baseline_tokens = None
     if args.baseline == "greedy":
-        baseline_tokens = timed("generate_baseline", lambda: generate(model, prompt, **ctx["baseline_kwargs"]))
+        baseline_tokens = timed("generate_baseline", lambda: run(ctx["baseline_kwargs"]))
 
     def reward() -> tuple[np.ndarray, np.ndarray, list[str]]:
         decode = ctx["decode"]
@@ -229,8 +273,12 @@ def scst_step(ctx: dict[str, Any], args: argparse.Namespace) -> tuple[dict[str, 
         advantages = torch.tensor(rewards - baseline, dtype=torch.float32, device=args.device)
         gen_len = sampled.shape[1]
         mask = first_eos_mask(sampled, ctx["eos_ids"])
-        forward = ScstTrainer._teacher_forced_inputs(ctx["stage"], prompt, sampled, mask, k)
-        outputs = model(**forward, use_cache=False, logits_to_keep=gen_len + 1)
+        forward = ScstTrainer._teacher_forced_inputs(ctx["stage"], prompt, sampled, mask, k, vision)
+        context: Callable[[], Any] = contextlib.nullcontext
+        if vision is not None:
+            forward, context = vision.forward_inputs(forward, k)
+        with context():
+            outputs = model(**forward, use_cache=False, logits_to_keep=gen_len + 1)
         logits = outputs.logits[:, :-1].float()
         logprobs = torch.gather(torch.log_softmax(logits, dim=-1), 2, sampled.unsqueeze(-1)).squeeze(-1)
         loss = scst_loss(logprobs, mask.to(logprobs.device), advantages)
@@ -268,6 +316,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--samples", type=int, default=5, help="sampled captions per video (K, scst_num_samples)")
     parser.add_argument("--max-new-tokens", type=int, default=32, help="scst_max_new_tokens")
     parser.add_argument("--baseline", choices=("greedy", "mean"), default="greedy")
+    parser.add_argument("--intermediate", type=int, default=0, help="LLM MLP width (0: 2 x hidden)")
+    parser.add_argument("--vision-depth", type=int, default=2, help="vision tower blocks")
+    parser.add_argument("--vision-hidden", type=int, default=32, help="vision tower width")
+    parser.add_argument("--vision-heads", type=int, default=2, help="vision tower heads")
+    parser.add_argument("--vision-intermediate", type=int, default=None, help="vision MLP width (None: 2 x width)")
+    parser.add_argument("--route", choices=ROUTES, default="per_call", help="scst_vision_pass of the step")
+    parser.add_argument("--compare-routes", action="store_true",
+                        help="both routes at each K of --ks, each in a subprocess; ratios per_call / once")
+    parser.add_argument("--ks", default="4,8,16", help="K values of --compare-routes")
+    parser.add_argument("--vision-heavy", action="store_true",
+                        help="16 frames at 224 px (CPU stand-in for 448 px), B 1, LLM 4 x 256 (MLP 1376), tower "
+                        "4 x 160 (MLP 427): tower as deep as the LLM, Qwen2.5-VL-3B's vision / LLM parameter ratio")
     parser.add_argument("--frames", type=int, default=8)
     parser.add_argument("--size", type=int, default=112)
     parser.add_argument("--pixels", type=int, default=112 * 112)
@@ -277,6 +337,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--workdir", default=os.path.join(HERE, ".cache"))
     parser.add_argument("--output", default=None, help="JSON path (default bench/results/scst_step_<device>.json)")
     args = parser.parse_args(argv)
+    if args.vision_heavy:
+        args.hidden, args.layers, args.intermediate = 256, 4, 1376
+        args.vision_depth, args.vision_hidden, args.vision_heads, args.vision_intermediate = 4, 160, 4, 427
+        args.frames, args.size, args.pixels, args.batch, args.max_new_tokens = 16, 224, 224 * 224, 1, 16
     if args.quick:
         args.hidden, args.layers, args.vocab, args.batch, args.samples = 64, 2, 32000, 2, 3
         args.max_new_tokens, args.steps, args.corpus_videos = 8, 1, 200
@@ -287,8 +351,93 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def _rss_bytes() -> int:
+    """Resident set size of this process now (Linux /proc)."""
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def _peak_rss_bytes() -> int:
+    """Peak resident set size of this process so far."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def compare_routes(args: argparse.Namespace, argv: list[str]) -> int:
+    """Each route at each K of ``--ks`` in its own subprocess (own peak memory); ratios per_call / once."""
+    import subprocess
+    import tempfile
+
+    ks = [int(k) for k in args.ks.split(",")]
+    passthrough: list[str] = []  # the subprocesses' arguments: ours less --compare-routes and --output
+    skip = False
+    for arg in argv:
+        if skip or arg == "--compare-routes" or arg.startswith("--output="):
+            skip = False
+            continue
+        if arg == "--output":
+            skip = True
+            continue
+        passthrough.append(arg)
+    runs: dict[str, dict[str, Any]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for k in ks:
+            for route in ROUTES:
+                out = os.path.join(tmp, f"{route}_{k}.json")
+                cmd = [sys.executable, os.path.abspath(__file__), *passthrough, "--route", route,
+                       "--samples", str(k), "--output", out]
+                print(f"K={k} route={route}: {' '.join(cmd[1:])}", flush=True)
+                subprocess.run(cmd, check=True)
+                with open(out, encoding="utf-8") as f:
+                    runs[f"{route}_k{k}"] = json.load(f)
+    rows = []
+    for k in ks:
+        old, new = runs[f"per_call_k{k}"], runs[f"once_k{k}"]
+        rows.append({
+            "k": k,
+            "step_s": {"per_call": old["phases_s"]["step"]["median"], "once": new["phases_s"]["step"]["median"]},
+            "step_time_ratio": old["phases_s"]["step"]["median"] / new["phases_s"]["step"]["median"],
+            "peak_memory_bytes": {"per_call": old["memory"]["peak_step_bytes"],
+                                  "once": new["memory"]["peak_step_bytes"]},
+            "peak_memory_ratio": old["memory"]["peak_step_bytes"] / max(new["memory"]["peak_step_bytes"], 1),
+            "phases_median_s": {route: {name: runs[f"{route}_k{k}"]["phases_s"][name]["median"]
+                                        for name in (*PHASES, "step") if name in runs[f"{route}_k{k}"]["phases_s"]}
+                                for route in ROUTES},
+        })
+    first = runs[f"once_k{ks[0]}"]
+    result = {
+        "benchmark": "scst_vision_pass",
+        "command": "python bench/scst_step.py --compare-routes " + " ".join(passthrough),
+        "device": args.device,
+        "device_name": first["device_name"],
+        "machine": first["machine"],
+        "when": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "config": {key: value for key, value in first["config"].items() if key not in ("samples", "route")},
+        "tokens": first["tokens"],
+        "memory_measure": first["memory"]["measure"],
+        "ratios": rows,
+        "runs": runs,
+    }
+    print(f"scst step, vision pass per call / once ({args.device}, {first['tokens']['prompt']} prompt tokens):")
+    for row in rows:
+        print(f"  K={row['k']:3d}: step {row['step_s']['per_call']:.2f} s / {row['step_s']['once']:.2f} s = "
+              f"{row['step_time_ratio']:.2f}x; peak memory {row['peak_memory_bytes']['per_call'] / 2**20:.0f} MiB / "
+              f"{row['peak_memory_bytes']['once'] / 2**20:.0f} MiB = {row['peak_memory_ratio']:.2f}x")
+    output = args.output or os.path.join(HERE, "results", f"scst_vision_pass_{args.device}.json")
+    os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
+    with open(output, "w", encoding="utf-8") as f:
+        json.dump(result, f, indent=2)
+        f.write("\n")
+    print(f"wrote {output}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = parse_args(argv)
+    if args.compare_routes:
+        return compare_routes(args, argv)
     print(
         f"building the model (hidden {args.hidden}, {args.layers} layers, vocab {args.vocab}) and the reward ...",
         flush=True,
@@ -296,6 +445,10 @@ def main(argv: list[str] | None = None) -> int:
     ctx = build(args)
     torch.manual_seed(0)
     rng = random.Random(0)
+    rss_before = _rss_bytes()
+    if args.device == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+        allocated_before = torch.cuda.memory_allocated()
     print("warm-up step ...", flush=True)
     scst_step(ctx, args)
     realistic_reward_time(ctx, args, rng)
@@ -310,6 +463,12 @@ def main(argv: list[str] | None = None) -> int:
         infos.append(info)
         realistic.append(realistic_reward_time(ctx, args, rng))
 
+    if args.device == "cuda":
+        memory = {"measure": "torch.cuda.max_memory_allocated above the allocation of the loaded model",
+                  "peak_step_bytes": int(torch.cuda.max_memory_allocated() - allocated_before)}
+    else:
+        memory = {"measure": "peak RSS of the process (ru_maxrss) above its RSS with the model loaded",
+                  "peak_step_bytes": int(_peak_rss_bytes() - rss_before)}
     phases = {name: summarize(values) for name, values in times.items()}
     parts = {name: phases[name]["median"] for name in PHASES if name in phases}
     total = sum(parts.values())
@@ -337,6 +496,12 @@ def main(argv: list[str] | None = None) -> int:
                 "samples",
                 "max_new_tokens",
                 "baseline",
+                "route",
+                "intermediate",
+                "vision_depth",
+                "vision_hidden",
+                "vision_heads",
+                "vision_intermediate",
                 "frames",
                 "size",
                 "pixels",
@@ -350,6 +515,7 @@ def main(argv: list[str] | None = None) -> int:
             "caption_words_mean": float(np.mean([i["caption_words"] for i in infos])),
         },
         "scorer": ctx["scorer"],
+        "memory": memory,
         "phases_s": phases,
         "share_of_step": {name: value / total for name, value in parts.items()},
         "bottleneck": max(parts, key=parts.get),

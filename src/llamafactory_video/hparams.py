@@ -268,6 +268,16 @@ class ScstArguments(_ChecksLiterals):
             "LoRA, frozen_copy otherwise)."
         },
     )
+    # --- one vision pass per step (train/scst/vision_pass.py, docs/stages/scst.md "One vision pass per step")
+    scst_vision_pass: Literal["once", "per_call"] = field(
+        default="once",
+        metadata={
+            "help": "`once`: encode each video once per step and give the samples' and the baseline's `generate` "
+            "and the teacher-forced pass precomputed visual features (the tower / projector get their gradient "
+            "through that one pass); `per_call`: every call runs the vision tower on its own copy of the pixels "
+            "(2K+1 passes a step)."
+        },
+    )
     # --- samples and degeneration (train/scst/samples.py, docs/stages/scst.md "Samples and degeneration")
     scst_sample_log_steps: int = field(
         default=0,

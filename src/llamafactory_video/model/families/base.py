@@ -20,10 +20,13 @@ maximal span of consecutive video placeholder tokens in ``input_ids``.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any, ClassVar
 
 import torch
 from torch import nn
+
+from .visual_once import EncodedVisual
 
 
 #: Stages a family can declare (the stages of this plugin that run a video LLM).
@@ -64,6 +67,9 @@ class VideoFamily:
     processor_only_keys: ClassVar[tuple[str, ...]] = ()
     """Keys the family's processor / collator put in a batch that the model's ``forward`` / ``generate`` do not
     take (Qwen3-VL: ``video_metadata``); stages that call ``generate`` themselves drop them."""
+    pixel_keys: ClassVar[tuple[str, ...]] = ()
+    """Keys of a batch that only the vision pass reads (pixels, image sizes): left out when the model is called with
+    precomputed visual features (:meth:`encode_visual`); empty for a family without that hook."""
     tiny_builder: ClassVar[str] = ""
     """Key of the family's tiny offline builder in ``testing.tiny_families.FAMILY_BUILDERS``."""
     vision_tower_path: ClassVar[str] = ""
@@ -184,3 +190,29 @@ class VideoFamily:
         r"""Per placeholder run, the pooled token count of each temporal slot in it (``fastslow_ar``'s slot ids,
         :func:`~llamafactory_video.model.fastslow.video_slot_ids`)."""
         raise FamilyNotSupported(f"{self.name}: fastslow_ar is not implemented")
+
+    # ------------------------------------------------------------------------------------------- one vision pass
+    def encode_visual(self, model: nn.Module, inputs: dict[str, Any]) -> EncodedVisual:
+        r"""Run the vision tower + projector once over the batch ``inputs`` (the stock feature methods of the core,
+        so a host pooling wrapper applies) and return the features per placeholder token id
+        (:class:`~.visual_once.EncodedVisual`), with gradient when the caller's grad mode allows it."""
+        raise FamilyNotSupported(f"{self.name}: encode_visual is not implemented")
+
+    def precomputed_generate_kwargs(self, model: nn.Module, inputs: dict[str, Any], embeds: torch.Tensor) -> dict:
+        r"""Keyword inputs of ``generate`` for the prompt batch ``inputs`` with its embeddings ``embeds`` ``(B, L, D)``
+        already holding the visual features: ``input_ids`` stay (``generate`` returns prompt + new tokens and, for
+        M-RoPE families, derives positions from them), the pixel keys go (no vision pass)."""
+        out = {k: v for k, v in inputs.items() if k not in self.pixel_keys}
+        out["inputs_embeds"] = embeds
+        return out
+
+    def precomputed_forward_kwargs(self, model: nn.Module, inputs: dict[str, Any], embeds: torch.Tensor) -> dict:
+        r"""Keyword inputs of a full-sequence ``forward`` with precomputed ``embeds`` ``(B, L, D)``: the embeddings
+        and the attention mask; 1-D RoPE families derive positions as the stock forward does (``input_ids`` left
+        out: their forward takes one of ``input_ids`` / ``inputs_embeds``)."""
+        return {"inputs_embeds": embeds, "attention_mask": inputs.get("attention_mask")}
+
+    def visual_injection(self, model: nn.Module, encoded: EncodedVisual, input_ids: torch.Tensor):
+        r"""Context in which calls of ``model`` with precomputed embeddings of ``input_ids`` also receive the
+        visual inputs that are not embeddings (Qwen3-VL: the deepstack features); nothing for other families."""
+        return contextlib.nullcontext()

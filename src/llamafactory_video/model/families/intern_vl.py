@@ -19,6 +19,7 @@ from typing import Any
 import torch
 
 from .base import VideoFamily
+from .visual_once import EncodedVisual
 
 
 class InternVLFamily(VideoFamily):
@@ -31,6 +32,7 @@ class InternVLFamily(VideoFamily):
     mm_plugins = ("InternVLPlugin",)
     generate_repeats_visual_inputs = False  # generate repeat_interleaves pixel_values frame by frame
     tiny_builder = "intern_vl"
+    pixel_keys = ("pixel_values",)
     vision_tower_path = "vision_tower"
     projector_path = "multi_modal_projector"
     e2e_tests = {
@@ -67,3 +69,14 @@ class InternVLFamily(VideoFamily):
         per_frame = total // values.shape[0]
         chunks = torch.split(values, [int(c) // per_frame for c in counts.tolist()], dim=0)
         return {"pixel_values": torch.cat([chunk for chunk in chunks for _ in range(repeats)], dim=0)}
+
+    # ------------------------------------------------------------------------------------------- one vision pass
+    def encode_visual(self, model, inputs):
+        r"""``get_image_features`` of every frame once: ``(F, image_seq_length, D)`` flattened to the rows the
+        stock forward scatters into the ``<IMG_CONTEXT>`` tokens."""
+        core = self.find_core(model)
+        values = inputs.get("pixel_values")
+        if values is None:
+            return EncodedVisual()
+        out = core.get_image_features(pixel_values=values, return_dict=True).pooler_output
+        return EncodedVisual({self.video_token_id(core.config): out.flatten(0, 1) if out.dim() == 3 else out})

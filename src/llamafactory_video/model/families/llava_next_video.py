@@ -21,6 +21,7 @@ from typing import Any
 import torch
 
 from .base import VideoFamily
+from .visual_once import EncodedVisual
 
 
 class LlavaNextVideoFamily(VideoFamily):
@@ -33,6 +34,7 @@ class LlavaNextVideoFamily(VideoFamily):
     mm_plugins = ("LlavaNextVideoPlugin",)
     generate_repeats_visual_inputs = False  # a packed (1, sum F) row would be repeated whole, not per sample
     tiny_builder = "llava_next_video"
+    pixel_keys = ("pixel_values", "pixel_values_videos", "image_sizes")
     vision_tower_path = "vision_tower"
     projector_path = "multi_modal_projector"
     core_attributes = ("vision_tower", "vision_resampler", "language_model")
@@ -86,3 +88,18 @@ class LlavaNextVideoFamily(VideoFamily):
         else:
             out["pixel_values_videos"] = torch.cat(repeated, dim=0).unsqueeze(0)
         return out
+
+    # ------------------------------------------------------------------------------------------- one vision pass
+    def encode_visual(self, model, inputs):
+        r"""``get_image_features`` / ``get_video_features`` once (tower, projector and the model's own resampler),
+        each video's ``(F, tokens per frame, D)`` flattened, in batch order, as the stock forward scatters them."""
+        core = self.find_core(model)
+        config = core.config
+        features = {}
+        if inputs.get("pixel_values") is not None:
+            out = core.get_image_features(inputs["pixel_values"], inputs.get("image_sizes"), return_dict=True)
+            features[self.image_token_id(config)] = torch.cat(list(out.pooler_output), dim=0)
+        if inputs.get("pixel_values_videos") is not None:
+            out = core.get_video_features(inputs["pixel_values_videos"], return_dict=True)
+            features[self.video_token_id(config)] = torch.cat([f.flatten(0, 1) for f in out.pooler_output], dim=0)
+        return EncodedVisual(features)

@@ -17,6 +17,7 @@ import torch
 
 from ..fastslow import pool_video_features, rope_position_ids, slot_token_counts
 from .base import VideoFamily
+from .visual_once import EncodedVisual
 
 
 VISUAL_KEYS = (("pixel_values_videos", "video_grid_thw"), ("pixel_values", "image_grid_thw"))
@@ -39,6 +40,7 @@ class Qwen2VLFamily(VideoFamily):
     features = frozenset({"video_token_pool_stride"})
     mm_plugins = ("Qwen2VLPlugin",)
     tiny_builder = "qwen2_5_vl"
+    pixel_keys = ("pixel_values", "pixel_values_videos")
     vision_tower_path = "visual"
     projector_path = "visual.merger"
     core_attributes = ("visual", "language_model")
@@ -204,4 +206,32 @@ class Qwen2VLFamily(VideoFamily):
         for key in PER_SAMPLE_KEYS:
             if inputs.get(key) is not None:
                 out[key] = torch.as_tensor(inputs[key]).repeat_interleave(repeats, dim=0)
+        return out
+
+    # ------------------------------------------------------------------------------------------- one vision pass
+    def _feature_outputs(self, core, inputs):
+        r"""``(token_id, stock output)`` of ``get_image_features`` / ``get_video_features`` for each kind present."""
+        config = core.config
+        if inputs.get("pixel_values") is not None:
+            yield self.image_token_id(config), core.get_image_features(
+                inputs["pixel_values"], inputs["image_grid_thw"], return_dict=True
+            )
+        if inputs.get("pixel_values_videos") is not None:
+            yield self.video_token_id(config), core.get_video_features(
+                inputs["pixel_values_videos"], inputs["video_grid_thw"], return_dict=True
+            )
+
+    def encode_visual(self, model, inputs):
+        r"""``get_image_features`` / ``get_video_features`` of the core once (each video's merged tokens, ``(N, D)``
+        concatenated in batch order, as the stock forward scatters them)."""
+        core = self.find_core(model)
+        return EncodedVisual(
+            {token: torch.cat(list(out.pooler_output), dim=0) for token, out in self._feature_outputs(core, inputs)}
+        )
+
+    def precomputed_forward_kwargs(self, model, inputs, embeds):
+        r"""Embeddings, attention mask and the explicit M-RoPE positions ``(3, B, L)`` of :meth:`rope_index` (the
+        stock forward's own ``get_rope_index``, so a host pooling wrapper applies)."""
+        out = super().precomputed_forward_kwargs(model, inputs, embeds)
+        out["position_ids"] = self.rope_index(self.find_core(model), inputs)
         return out

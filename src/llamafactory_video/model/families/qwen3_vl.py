@@ -20,11 +20,13 @@ from the first video and indexes the timestamps by message).
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import torch
 
 from .qwen2_vl import Qwen2VLFamily, _rows
+from .visual_once import EncodedVisual, visual_mask
 
 
 class Qwen3VLFamily(Qwen2VLFamily):
@@ -97,3 +99,61 @@ class Qwen3VLFamily(Qwen2VLFamily):
         grids = [[1, h, w] for t, h, w in rows for _ in range(t)]
         flags = [[flag] for pattern in patterns for flag in pattern]
         return torch.tensor(grids, dtype=torch.long), flags
+
+    # ------------------------------------------------------------------------------------------- one vision pass
+    def encode_visual(self, model, inputs):
+        r"""As Qwen2-VL, plus the deepstack features: one ``(N_visual, D)`` tensor per level over all visual
+        placeholders of the batch in sequence order (image and video rows interleaved as the stock forward joins
+        them when a batch has both)."""
+        core = self.find_core(model)
+        features, deepstack = {}, {}
+        for token, out in self._feature_outputs(core, inputs):
+            features[token] = torch.cat(list(out.pooler_output), dim=0)
+            deepstack[token] = list(out.deepstack_features or [])
+        encoded = EncodedVisual(features)
+        levels = [levels for levels in deepstack.values() if levels]
+        if len(levels) == 1:
+            encoded.deepstack = levels[0]
+        elif len(levels) > 1:  # image and video placeholders in one batch: one joint row per visual position
+            ids = inputs["input_ids"]
+            joint = visual_mask(ids, list(deepstack))
+            encoded.deepstack = []
+            for per_level in zip(*(deepstack[token] for token in deepstack)):
+                level = per_level[0].new_zeros(int(joint.sum()), per_level[0].shape[-1])
+                for token, values in zip(deepstack, per_level):
+                    level = level.index_put((((ids == token)[joint]).nonzero().squeeze(-1),), values)
+                encoded.deepstack.append(level)
+        return encoded
+
+    def visual_injection(self, model, encoded, input_ids):
+        r"""A forward pre-hook on the decoder stack (PyTorch's hook API on this model instance, removed on exit)
+        that hands it ``visual_pos_masks`` ``(B, L)`` and ``deepstack_visual_embeds`` when it runs over the whole
+        prompt (``generate``'s first step) or prompt + caption (the teacher-forced pass) of these rows; decoding
+        steps (one new token) get nothing, as in the stock model."""
+        if not encoded.deepstack:
+            return contextlib.nullcontext()
+        mask = visual_mask(input_ids, encoded.token_ids)
+        decoder = self.language_model(model)
+
+        def hook(module, args, kwargs):
+            embeds = kwargs.get("inputs_embeds")
+            if embeds is None or kwargs.get("visual_pos_masks") is not None:
+                return None
+            if embeds.shape[0] != mask.shape[0] or embeds.shape[1] < mask.shape[1]:
+                return None
+            full = mask
+            if embeds.shape[1] > mask.shape[1]:  # prompt + caption: no visual token in the caption
+                full = torch.nn.functional.pad(mask, (0, embeds.shape[1] - mask.shape[1]), value=False)
+            levels = [level.to(embeds.device, embeds.dtype) for level in encoded.deepstack]
+            kwargs = dict(kwargs, visual_pos_masks=full.to(embeds.device), deepstack_visual_embeds=levels)
+            return args, kwargs
+
+        @contextlib.contextmanager
+        def injected():
+            handle = decoder.register_forward_pre_hook(hook, with_kwargs=True)
+            try:
+                yield
+            finally:
+                handle.remove()
+
+        return injected()

@@ -7,6 +7,7 @@ video's references, and the policy gradient ``-(r - b) * mean_t log p`` is taken
 forward over the sampled captions (vocabulary logits for the caption positions only).
 """
 
+import contextlib
 import json
 import os
 from typing import Any, Optional
@@ -33,6 +34,7 @@ from .objectives import (
     resolve_kl_reference,
 )
 from .tokens import mm_token_type_ids, rope_needs_mm_token_types, suppressed_token_ids
+from .vision_pass import VisionPass, trainable_embeddings
 
 
 logger = get_logger(__name__)
@@ -110,6 +112,10 @@ class ScstTrainer(VideoStageTrainer):
         self.updates_per_batch = getattr(finetuning_args, "scst_updates_per_batch", 1)
         self.kl_coef = getattr(finetuning_args, "scst_kl_coef", 0.0)
         self.rollouts = RolloutCache(self.updates_per_batch)
+        # one vision pass per step (train/scst/vision_pass.py), for families with the hook
+        self.vision_pass = getattr(finetuning_args, "scst_vision_pass", "once")
+        if self.vision_pass == "once" and (self.family is None or not self.family.pixel_keys):
+            self.vision_pass = "per_call"
         self.kl_reference, self.ref_model = None, None
         if self.kl_coef > 0:
             self.kl_reference = resolve_kl_reference(finetuning_args.scst_kl_reference, self.model)
@@ -135,13 +141,20 @@ class ScstTrainer(VideoStageTrainer):
         return RepeatedChunkSampler(len(dataset), chunk, updates, self.args.seed)
 
     # ------------------------------------------------------------------------------------------------ generation
-    def _generate(self, model, inputs: dict[str, Any], **gen_kwargs) -> torch.Tensor:
+    def _generate(self, model, inputs: dict[str, Any], vision: Optional[VisionPass] = None, **gen_kwargs):
         r"""Generated tokens only, ``(B * num_return_sequences, G)``, in eval mode without gradient; the
         special / placeholder tokens of :attr:`suppress_token_ids` are never generated (added to any
-        ``suppress_tokens`` of ``gen_kwargs`` or of the checkpoint's generation_config)."""
+        ``suppress_tokens`` of ``gen_kwargs`` or of the checkpoint's generation_config). With ``vision`` (the
+        batch's features, computed once) the model takes precomputed embeddings and runs no vision pass."""
         unwrapped = self.accelerator.unwrap_model(model)
         repeats = int(gen_kwargs.get("num_return_sequences") or 1)
-        if repeats > 1 and self.family is not None and not self.family.generate_repeats_visual_inputs:
+        if vision is not None and int(gen_kwargs.get("num_beams") or 1) > 1:
+            # beam search: transformers' Qwen beam expansion counts each row's videos from its placeholder
+            # embeddings, which the precomputed features replace; the beam baseline encodes the pixels itself
+            vision = None
+        if vision is not None:
+            pass  # VisionPass.generate repeats the prompt rows itself
+        elif repeats > 1 and self.family is not None and not self.family.generate_repeats_visual_inputs:
             inputs, gen_kwargs = self._repeat_prompt(inputs, repeats), dict(gen_kwargs, num_return_sequences=1)
         suppress = set(self.suppress_token_ids)
         suppress.update(gen_kwargs.get("suppress_tokens") or [])
@@ -151,7 +164,10 @@ class ScstTrainer(VideoStageTrainer):
         unwrapped.eval()
         try:
             with torch.no_grad():
-                sequences = unwrapped.generate(**inputs, **gen_kwargs)
+                if vision is not None:
+                    sequences = vision.generate(unwrapped, inputs, repeats, **gen_kwargs)
+                else:
+                    sequences = unwrapped.generate(**inputs, **gen_kwargs)
         finally:
             unwrapped.train(was_training)
         return sequences[:, inputs["input_ids"].shape[1] :]
@@ -195,11 +211,19 @@ class ScstTrainer(VideoStageTrainer):
             out.pop("mm_token_type_ids", None)
         return out
 
-    def _teacher_forced_inputs(self, prompt: dict[str, Any], sampled: torch.Tensor, mask: torch.Tensor, k: int):
+    def _teacher_forced_inputs(
+        self, prompt: dict[str, Any], sampled: torch.Tensor, mask: torch.Tensor, k: int,
+        vision: Optional[VisionPass] = None,
+    ):
         r"""Prompt (each repeated ``k`` times, sample-major) + sampled caption, attention over the caption up to
         its first end token, and ``mm_token_type_ids`` of the whole sequence: the model recomputes the M-RoPE
-        positions, which for the caption tokens continue from the prompt's exactly as in ``generate``."""
-        forward = dict(expand_visual_inputs(prompt, k, self.family, getattr(self.model, "config", None)))
+        positions, which for the caption tokens continue from the prompt's exactly as in ``generate``. With
+        ``vision`` the pixels are left out (the features are precomputed) and only the grids are repeated."""
+        if vision is not None:
+            forward = {k_: v for k_, v in vision.repeat_rows(prompt, k).items()
+                       if k_ not in ("input_ids", "attention_mask", "mm_token_type_ids")}
+        else:
+            forward = dict(expand_visual_inputs(prompt, k, self.family, getattr(self.model, "config", None)))
         forward["input_ids"] = torch.cat([prompt["input_ids"].repeat_interleave(k, 0), sampled], dim=1)
         forward["attention_mask"] = torch.cat(
             [prompt["attention_mask"].repeat_interleave(k, 0), mask.to(prompt["attention_mask"].dtype)], dim=1
@@ -217,14 +241,15 @@ class ScstTrainer(VideoStageTrainer):
             columns[key] = inputs.get(key)
         return {k: [v for v in values for _ in range(repeat)] for k, values in columns.items() if values is not None}
 
-    def _rollout(self, model, prompt: dict[str, Any], inputs: dict[str, Any]) -> Rollout:
-        r"""Sample K captions per video, reward them, take the baseline and the advantages (no gradient)."""
+    def _rollout(self, model, prompt: dict[str, Any], inputs: dict[str, Any], vision=None) -> Rollout:
+        r"""Sample K captions per video, reward them, take the baseline and the advantages (no gradient);
+        ``vision``: the batch's features computed once (:class:`VisionPass`), or None for the per-call route."""
         references, keys = inputs["references"], inputs["sample_keys"]
         k = self.finetuning_args.scst_num_samples
         batch = prompt["input_ids"].shape[0]
         baseline_kind = self.finetuning_args.scst_baseline
 
-        sampled = self._generate(model, prompt, **self.sample_kwargs)  # (B*K, G), sample-major
+        sampled = self._generate(model, prompt, vision, **self.sample_kwargs)  # (B*K, G), sample-major
         captions = self._decode(sampled)
         rep_keys = [key for key in keys for _ in range(k)]
         rep_refs = [refs for refs in references for _ in range(k)]
@@ -234,7 +259,7 @@ class ScstTrainer(VideoStageTrainer):
 
         base_rewards_t, base_captions, identical = None, None, float("nan")
         if baseline_kind in ("greedy", "beam"):
-            base_captions = self._decode(self._generate(model, prompt, **self.baseline_kwargs))
+            base_captions = self._decode(self._generate(model, prompt, vision, **self.baseline_kwargs))
             base_rewards, _ = self.reward_fn(base_captions, keys, references, self._reward_columns(inputs, 1))
             self._check_finite(base_rewards, base_captions, keys)
             base_rewards_t = torch.tensor(base_rewards, dtype=torch.float32)
@@ -280,21 +305,35 @@ class ScstTrainer(VideoStageTrainer):
         logits = logits[:, :-1].float()
         return torch.gather(F.log_softmax(logits, dim=-1), 2, sampled.unsqueeze(-1)).squeeze(-1)
 
+    def _vision_once(self, model, prompt: dict[str, Any]) -> Optional[VisionPass]:
+        r"""The batch's visual features computed once (``scst_vision_pass: once``), with their graph when the model
+        trains (it holds something only if the tower / projector has trainable parameters); None for the
+        per-call route."""
+        if self.vision_pass != "once":
+            return None
+        return VisionPass(self.family, self.accelerator.unwrap_model(model), prompt, with_grad=model.training)
+
     @override
     def compute_loss(self, model, inputs, return_outputs=False, **kwargs):
         prompt = self._model_inputs(inputs)
         k = self.finetuning_args.scst_num_samples
+        vision = self._vision_once(model, prompt)
         rollout = self.rollouts.take(inputs["sample_keys"]) if model.training else None
         if rollout is None:  # a new batch (or eval): sample; a repeated batch (PPO updates) reuses its samples
-            rollout = self._rollout(model, prompt, inputs)
+            rollout = self._rollout(model, prompt, inputs, vision)
             if model.training:
                 self.rollouts.put(inputs["sample_keys"], rollout)
         sampled, mask, advantages = rollout.sampled, rollout.mask, rollout.advantages
 
         # teacher-forced pass over prompt + sampled caption; logits only for the caption positions
         gen_len = sampled.shape[1]
-        forward = self._teacher_forced_inputs(prompt, sampled, mask, k)
-        outputs = model(**forward, use_cache=False, logits_to_keep=gen_len + 1)
+        forward = self._teacher_forced_inputs(prompt, sampled, mask, k, vision)
+        if vision is not None:
+            call, context = vision.forward_inputs(forward, k)
+        else:
+            call, context = forward, contextlib.nullcontext
+        with context():
+            outputs = model(**call, use_cache=False, logits_to_keep=gen_len + 1)
         logits = outputs.logits[:, :-1].float()
         logprobs = torch.gather(F.log_softmax(logits, dim=-1), 2, sampled.unsqueeze(-1)).squeeze(-1)
         mask = mask.to(logprobs.device)
@@ -311,7 +350,14 @@ class ScstTrainer(VideoStageTrainer):
         else:
             loss = scst_loss(logprobs, mask, advantages)
         if self.kl_reference is not None:
-            kl = kl_to_reference(logprobs, self._reference_logprobs(model, forward, sampled), mask).mean()
+            reference = call
+            if vision is not None and (
+                vision.has_graph or trainable_embeddings(self.accelerator.unwrap_model(model))
+            ):  # the reference's embeddings may differ from the policy's: its own pass over the pixels
+                reference, context = self._teacher_forced_inputs(prompt, sampled, mask, k), contextlib.nullcontext
+            with context():
+                reference_logprobs = self._reference_logprobs(model, reference, sampled)
+            kl = kl_to_reference(logprobs, reference_logprobs, mask).mean()
             loss = loss + self.kl_coef * kl
             if model.training:
                 self.record("kl", kl.detach())
