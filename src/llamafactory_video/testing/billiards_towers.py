@@ -6,8 +6,10 @@ set by hand instead of at random. Channels of the residual stream (width ``D``):
 
 * ``0-2`` / ``3-5``: the patch's mean colour after the image processor and its negative (patch embedding), so the
   layer norms keep the colour's direction ``v / |v|``;
-* ``6-13``: colour detectors, one per ball colour and the cue ball (:data:`DETECTED`): the first layer's MLP computes
-  ``quick_gelu(k (cos(v, c) - tau))`` per patch (attention off);
+* ``6-13``: colour detectors, one per ball colour and the cue ball (:data:`DETECTED_COLOURS`): the first
+  layer's MLP computes ``quick_gelu(k (cos(v, c) - tau))`` per patch (attention off); channel ``14`` is ``-1`` on the
+  rail's ring of patches (from the positional embedding) and switches the detectors off there (the rail is nearly
+  brown);
 * video tower (1 layer): the remaining channels carry a sin / cos code of the patch's row and column (positional
   embedding), so its tokens are colour + detectors + position;
 * frame tower (2 layers): the second layer's attention is uniform (zero query / key weights), reads only the detector
@@ -22,11 +24,11 @@ from __future__ import annotations
 import math
 import os
 
-#: (name, RGB) of the detected colours: the seven ball colours of ``synthetic_billiards`` and the cue ball.
-def _detected():
-    from .synthetic_billiards import BALL_COLOURS, CUE_RGB
+from .synthetic_billiards import BALL_COLOURS, CUE_RGB
 
-    return list(BALL_COLOURS) + [("white", CUE_RGB)]
+#: (name, RGB) of the detected colours, channel ``6 + i``: the seven ball colours of ``synthetic_billiards`` and the
+#: cue ball.
+DETECTED_COLOURS: tuple[tuple[str, tuple[int, int, int]], ...] = (*BALL_COLOURS, ("white", CUE_RGB))
 
 
 def build_colour_tower(
@@ -64,7 +66,7 @@ def build_colour_tower(
     processor = CLIPImageProcessor.from_pretrained(output_dir)
     mean = torch.tensor(processor.image_mean)
     std = torch.tensor(processor.image_std)
-    colours = _detected()
+    colours = DETECTED_COLOURS
     vision = model.vision_model
     side = image_size // patch_size
     rail_patches = math.ceil(max(2.0, round(0.07 * image_size)) / patch_size)  # synthetic_billiards._geometry
