@@ -46,7 +46,7 @@ def main() -> int:
         command="python bench/hilight_billiards_demo.py " + " ".join(sys.argv[1:]),
         date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         machine=f"{platform.machine()} {os.cpu_count()} CPUs (shared)",
-        settings=vars(args),
+        settings=dict(vars(args), output=os.path.relpath(args.output, os.path.dirname(HERE))),
         runs=runs,
         mean_accuracy=statistics.mean(accuracy),
         min_accuracy=min(accuracy),

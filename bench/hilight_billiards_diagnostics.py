@@ -179,7 +179,7 @@ def main() -> int:
         command="python bench/hilight_billiards_diagnostics.py " + " ".join(sys.argv[1:]),
         date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         machine=f"{platform.machine()} {os.cpu_count()} CPUs (shared)",
-        settings=vars(args),
+        settings=dict(vars(args), output=os.path.relpath(args.output, os.path.dirname(HERE))),
     )
     os.makedirs(os.path.dirname(args.output), exist_ok=True)
     with open(args.output, "w", encoding="utf-8") as f:
