@@ -33,16 +33,10 @@ COMPOSITE_KEYS = {
 
 def register_optional_towers() -> None:
     r"""Video towers of this package that HiLight may wrap: CLIP-ViP (``host/clip_vip.py`` registers ``clip_vip``
-    with ``AutoConfig`` / ``AutoModel``), when present."""
-    import importlib
+    with ``AutoConfig`` / ``AutoModel``)."""
+    from .clip_vip import register_clip_vip
 
-    try:
-        module = importlib.import_module("llamafactory_video.host.clip_vip")
-    except ImportError:
-        return
-    register = getattr(module, "register_clip_vip", None)
-    if register is not None:
-        register()
+    register_clip_vip()
 
 
 def register_transformers() -> None:
