@@ -114,3 +114,29 @@ def test_new_row_init_has_a_typical_norm():
     mean = embedding.weight[:400].mean(0)
     assert torch.nn.functional.cosine_similarity(row, mean, dim=0).item() == pytest.approx(1.0, abs=1e-5)
     assert mean.norm() < 0.2 * norms.mean()  # the plain mean would be a far-too-short token
+
+
+def test_model_without_one_input_embedding_saves_its_adapter(tmp_path):
+    r"""A composite model with no single input embedding (CLIPModel: ``get_input_embeddings`` raises) saves its
+    LoRA adapter with the host patch installed, as with stock peft (a sparc_align LoRA merged by hilight-build)."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import CLIPConfig, CLIPModel
+
+    import llamafactory.model.loader  # noqa: F401  (installs the host patches, peft's save among them)
+
+    config = CLIPConfig(
+        text_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2),
+        vision_config=dict(
+            hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2, image_size=32,
+            patch_size=16,
+        ),
+        projection_dim=16,
+    )
+    base = tmp_path / "clip"
+    CLIPModel(config).save_pretrained(str(base))
+    model = get_peft_model(CLIPModel.from_pretrained(str(base)), LoraConfig(target_modules=["q_proj"], r=2))
+    with pytest.raises(NotImplementedError):
+        model.get_input_embeddings()
+    model.save_pretrained(str(tmp_path / "adapter"))
+    keys = load_file(os.path.join(tmp_path, "adapter", "adapter_model.safetensors")).keys()
+    assert keys and all("lora_" in key for key in keys)

@@ -62,7 +62,10 @@ def resolve_save_embedding_layers(model: Any, adapter_name: str = "default") -> 
     base = base_text_vocab_size(getattr(peft_config, "base_model_name_or_path", None))
     if base is None:
         return False  # peft's answer when it cannot find the base config
-    rows = model.get_input_embeddings().weight.shape[0]
+    try:
+        rows = model.get_input_embeddings().weight.shape[0]
+    except (NotImplementedError, AttributeError):
+        return "auto"  # no single input embedding (e.g. CLIPModel, a dual encoder): peft's own answer
     if rows != base:
         logger.info_rank0(
             f"The embedding was resized ({base} -> {rows} rows): the adapter saves embed_tokens / lm_head too."
