@@ -16,11 +16,11 @@ from llamafactory_video.losses.sparc import (
 
 
 def naive_weights(sim, patch_mask, threshold=None, keep=None):
-    b, l, p = sim.shape
+    b, n_tok, p = sim.shape
     out = torch.zeros_like(sim)
     for i in range(b):
         valid = [k for k in range(p) if patch_mask[i, k]]
-        for t in range(l):
+        for t in range(n_tok):
             s = [float(sim[i, t, k]) for k in valid]
             lo, hi = min(s), max(s)
             a = [1.0 if hi - lo <= 1e-12 else (x - lo) / (hi - lo) for x in s]
@@ -66,11 +66,11 @@ def naive_global(text, video, scale, groups=None):
     return total / (2 * b)
 
 
-def _inputs(seed=0, b=3, l=6, p=10, d=8):
+def _inputs(seed=0, b=3, n_tok=6, p=10, d=8):
     g = torch.Generator().manual_seed(seed)
-    tokens = torch.randn(b, l, d, generator=g, dtype=torch.float64)
+    tokens = torch.randn(b, n_tok, d, generator=g, dtype=torch.float64)
     patches = torch.randn(b, p, d, generator=g, dtype=torch.float64)
-    token_mask = torch.ones(b, l, dtype=torch.bool)
+    token_mask = torch.ones(b, n_tok, dtype=torch.bool)
     token_mask[0, 4:] = False  # padding
     token_mask[1, 0] = False  # special token
     token_mask[2, :] = False  # a caption with no usable token is skipped
