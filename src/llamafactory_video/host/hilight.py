@@ -22,6 +22,8 @@ import copy
 from dataclasses import dataclass
 from types import ModuleType
 
+from .video import sample_videos
+
 PLUGIN_NAME = "hilight"
 TEMPLATE_NAMES = ("hilight", "hilight_qwen")
 COMPOSITE_KEYS = {
@@ -83,13 +85,7 @@ def make_plugin_class(mm_plugin: ModuleType) -> type:
         def _get_mm_inputs(self, images, videos, audios, processor, **kwargs):
             if len(videos) == 0:
                 return {}
-            frames = self._regularize_videos(
-                videos,
-                image_max_pixels=getattr(processor, "video_max_pixels", 256 * 256),
-                image_min_pixels=getattr(processor, "video_min_pixels", 16 * 16),
-                video_fps=getattr(processor, "video_fps", 2.0),
-                video_maxlen=getattr(processor, "video_maxlen", 128),
-            )["videos"]
+            frames = sample_videos(self, videos, processor)
             counts = sorted({len(f) for f in frames})
             if counts != [processor.num_frames]:
                 from .._logging import get_logger

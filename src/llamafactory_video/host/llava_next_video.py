@@ -26,6 +26,8 @@ from __future__ import annotations
 from types import ModuleType
 from typing import Any
 
+from .video import sample_videos
+
 
 def stack_or_pack(videos: list) -> Any:
     r"""``F_i x (C, H, W)`` frames of each video -> ``(B, F, C, H, W)`` when every ``F_i`` is equal, else the
@@ -49,13 +51,7 @@ def patch_llava_next_video_plugin(module: ModuleType) -> None:
         mm_inputs = original(self, images, [], audios, processor, **kwargs)
         if len(videos) != 0:
             video_processor = getattr(processor, "video_processor", None) or processor.image_processor
-            frames = self._regularize_videos(
-                videos,
-                image_max_pixels=getattr(processor, "video_max_pixels", 256 * 256),
-                image_min_pixels=getattr(processor, "video_min_pixels", 16 * 16),
-                video_fps=getattr(processor, "video_fps", 2.0),
-                video_maxlen=getattr(processor, "video_maxlen", 128),
-            )["videos"]
+            frames = sample_videos(self, videos, processor)
             mm_inputs["pixel_values_videos"] = stack_or_pack(video_processor(videos=frames)["pixel_values_videos"])
         return mm_inputs
 
@@ -78,13 +74,7 @@ def patch_llava_next_video_plugin(module: ModuleType) -> None:
 def video_frame_counts(plugin: Any, videos: list, processor: Any) -> tuple[list[int], int, int]:
     r"""Frames the host samples from each video, and the ``(H, W)`` of a processed frame."""
     video_processor = getattr(processor, "video_processor", None) or processor.image_processor
-    frames = plugin._regularize_videos(
-        videos,
-        image_max_pixels=getattr(processor, "video_max_pixels", 256 * 256),
-        image_min_pixels=getattr(processor, "video_min_pixels", 16 * 16),
-        video_fps=getattr(processor, "video_fps", 2.0),
-        video_maxlen=getattr(processor, "video_maxlen", 128),
-    )["videos"]
+    frames = sample_videos(plugin, videos, processor)
     first = video_processor(videos=frames[:1])["pixel_values_videos"][0]
     height, width = (int(x) for x in first.shape[-2:])
     return [len(f) for f in frames], height, width

@@ -51,6 +51,19 @@ def host_sampler(video_fps: float, video_maxlen: int) -> Sampler:
     return sampler
 
 
+def sample_videos(plugin: Any, videos: list, processor: Any) -> list:
+    r"""The frames the host samples from each of ``videos``: the plugin's ``_regularize_videos`` with the processor's
+    video keys (``video_max_pixels`` / ``video_min_pixels`` / ``video_fps`` / ``video_maxlen``, the host's defaults
+    when unset), as LlamaFactory's own plugins call it."""
+    return plugin._regularize_videos(
+        videos,
+        image_max_pixels=getattr(processor, "video_max_pixels", 256 * 256),
+        image_min_pixels=getattr(processor, "video_min_pixels", 16 * 16),
+        video_fps=getattr(processor, "video_fps", 2.0),
+        video_maxlen=getattr(processor, "video_maxlen", 128),
+    )["videos"]
+
+
 def probe_disabled() -> bool:
     return os.environ.get("LLAMAFACTORY_VIDEO_PROBE", "").lower() in ("0", "off", "false", "no")
 
