@@ -77,7 +77,7 @@ setup(
         "flash-attn": ["flash-attn>=2.6.3"],
         "liger-kernel": ["liger-kernel>=0.5.0"],
         "deepspeed": ["deepspeed>=0.14.4,<=0.16.9"],
-        "test": ["pytest>=8", "pytest-xdist>=3.5", "pycocoevalcap==1.2", "tensorboard>=2.15"],
+        "test": ["pytest>=8", "pytest-xdist>=3.5", "pytest-timeout>=2.3", "pycocoevalcap==1.2", "tensorboard>=2.15"],
     },
     entry_points={"console_scripts": ["llamafactory-video = llamafactory_video.cli:main"]},
     cmdclass=cmdclass,

@@ -31,6 +31,42 @@ def offline_env(**extra: str) -> dict[str, str]:
     return env
 
 
+def run_bounded(
+    cmd: list[str], timeout: int, env: Optional[dict[str, str]] = None, cwd: Optional[str] = None
+) -> subprocess.CompletedProcess:
+    r"""``subprocess.run(cmd, capture_output=True, text=True)`` that can never outlive ``timeout``: the command runs
+    in its own process group (llamafactory-cli -> torchrun -> ranks, data-loader workers), and on timeout the whole
+    group gets SIGABRT first (with ``PYTHONFAULTHANDLER=1`` every Python process in it prints its stacks), then
+    SIGKILL; the output so far is returned with returncode 124 and a line saying so. Leftover processes of a finished
+    command (a rank or helper that outlived its launcher) are killed too, so none holds a pipe or a core for the
+    tests after it."""
+    proc = subprocess.Popen(
+        cmd, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
+    try:
+        stdout, stderr = proc.communicate(timeout=timeout)
+        returncode = proc.returncode
+    except subprocess.TimeoutExpired:
+        _signal_group(proc.pid, signal.SIGABRT)
+        try:
+            stdout, stderr = proc.communicate(timeout=20)
+        except subprocess.TimeoutExpired:
+            _signal_group(proc.pid, signal.SIGKILL)
+            stdout, stderr = proc.communicate()
+        returncode = 124
+        stderr = (stderr or "") + f"\n[run_bounded] {' '.join(cmd[:3])} ran past its {timeout} s timeout: killed\n"
+    finally:
+        _signal_group(proc.pid, signal.SIGKILL)
+    return subprocess.CompletedProcess(cmd, returncode, stdout or "", stderr or "")
+
+
+def _signal_group(pgid: int, sig: int) -> None:
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
 def run_cli(
     config: dict[str, Any],
     workdir: str,
@@ -45,13 +81,8 @@ def run_cli(
     path = os.path.join(workdir, f"{name}.yaml")
     with open(path, "w", encoding="utf-8") as f:
         yaml.safe_dump(config, f)
-    proc = subprocess.run(
-        [CLI, "train", path, *(overrides or [])],
-        env=env or offline_env(),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        cwd=workdir,
+    proc = run_bounded(
+        [CLI, "train", path, *(overrides or [])], env=env or offline_env(), timeout=timeout, cwd=workdir
     )
     with open(os.path.join(workdir, f"{name}.log"), "w", encoding="utf-8") as f:
         f.write(proc.stdout + "\n" + proc.stderr)

@@ -3,8 +3,10 @@ MASTER_ADDR=127.0.0.1, NPROC_PER_NODE=1, FORCE_TORCHRUN=1) train action_cls toge
 once and it reloads. See docs/multinode.md."""
 
 import os
+import signal
 import socket
 import subprocess
+import time
 
 import pytest
 import yaml
@@ -53,12 +55,29 @@ def test_two_nodes_on_loopback_train_save_once_and_reload(tiny_qwen25vl, action_
             MASTER_PORT=port,
         )
         log = open(os.path.join(workdir, "train.log"), "w", encoding="utf-8")
-        procs.append((subprocess.Popen([CLI, "train", path], env=env, cwd=workdir, stdout=log, stderr=log), log))
+        procs.append((
+            subprocess.Popen(
+                [CLI, "train", path], env=env, cwd=workdir, stdout=log, stderr=log, start_new_session=True
+            ),
+            log,
+        ))
     codes = []
-    for proc, log in procs:
-        try:
-            codes.append(proc.wait(timeout=600))
-        finally:
+    deadline = time.monotonic() + 600
+    try:
+        for proc, _ in procs:
+            try:
+                codes.append(proc.wait(timeout=max(1.0, deadline - time.monotonic())))
+            except subprocess.TimeoutExpired:
+                codes.append(124)
+    finally:
+        for proc, log in procs:  # a node left waiting for its peer (or any process it started) must not outlive us
+            for sig in (signal.SIGABRT, signal.SIGKILL):
+                try:
+                    os.killpg(proc.pid, sig)
+                except (ProcessLookupError, PermissionError):
+                    pass
+                time.sleep(2 if sig == signal.SIGABRT and proc.poll() is None else 0)
+            proc.wait()
             log.close()
     logs = [open(os.path.join(d, "train.log"), encoding="utf-8").read() for d in node_dirs]
     assert codes == [0, 0], "\n\n".join(text[-3000:] for text in logs)

@@ -279,6 +279,22 @@ def test_meteor_through_pycocoevalcap(corpus):
     assert score != pytest.approx(per.mean(), abs=1e-6)  # corpus METEOR pools statistics; not the mean
 
 
+@pytest.mark.skipif(JAVA is None, reason=NO_JAVA)
+def test_meteor_jar_that_does_not_answer_fails_and_the_next_call_works(corpus, monkeypatch):
+    # pycocoevalcap's Meteor keeps its lock when the jar fails and then waits on it forever in __del__ (a hang);
+    # ours gives up at its deadline, stops the jar, and starts a new one on the next call
+    gts, res = corpus
+    keys = list(gts)[:5]
+    sub_gts, sub_res = {k: gts[k] for k in keys}, {k: res[k] for k in keys}
+    monkeypatch.setattr(cm, "METEOR_TIMEOUT_S", 0.0)
+    with pytest.raises(cm.MetricUnavailable, match="no answer from the METEOR jar"):
+        cm.meteor(sub_gts, sub_res)
+    assert cm._METEOR is None
+    monkeypatch.setattr(cm, "METEOR_TIMEOUT_S", 300.0)
+    score, per = cm.meteor(sub_gts, sub_res)
+    assert per.shape == (5,) and 0 <= score <= 1
+
+
 def test_meteor_without_java_raises_metric_unavailable(monkeypatch):
     monkeypatch.setattr(cm.shutil, "which", lambda name: None)
     assert "java" in cm.meteor_available().lower()

@@ -17,7 +17,7 @@ def test_stages_lists_the_registry(capsys):
 
 def test_console_script_is_installed():
     exe = os.path.join(os.path.dirname(sys.executable), "llamafactory-video")
-    out = subprocess.run([exe, "stages"], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run([exe, "stages"], capture_output=True, text=True, check=True, timeout=600).stdout
     assert "action_cls" in out and "Video Action Classification" in out
 
 
@@ -27,12 +27,13 @@ def test_video_qa_commands_are_registered_and_lazy():
     for name in ("add-subtitles", "subtitle-prompt", "transcribe", "long-qa"):
         assert name in COMMANDS and COMMANDS[name][0]
     code = "import sys; from llamafactory_video.cli import COMMANDS; print('torch' in sys.modules)"
-    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "False"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
+    assert proc.stdout.strip() == "False"
 
 
 def test_long_qa_help_lists_its_options():
     exe = os.path.join(os.path.dirname(sys.executable), "llamafactory-video")
-    out = subprocess.run([exe, "long-qa", "--help"], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run([exe, "long-qa", "--help"], capture_output=True, text=True, check=True, timeout=600).stdout
     for option in ("--clip-seconds", "--overlap", "--top-k", "--embedder", "--index-dir", "--json", "--adapter"):
         assert option in out
 

@@ -62,7 +62,10 @@ def test_sitecustomize_shim_runs_the_pth_of_a_target_dir(gpu_check, tmp_path):
     shim = gpu_check.install_hook_shim(args, site_dir=str(target))
     code = "import os, sys; print(os.environ.get('GPU_CHECK_MARKER'), 'marker_mod' in sys.modules)"
     env = dict(os.environ, PYTHONPATH=shim)
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env,
+        capture_output=True, text=True, check=True, timeout=600
+    ).stdout
     assert out.split() == ["ran", "True"]
 
 

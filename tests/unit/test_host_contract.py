@@ -266,10 +266,16 @@ def test_disable_env_leaves_the_host_untouched():
         "print('action_cls' in TRAINING_STAGES.values(), hasattr(t._training_function, '__wrapped__'))"
     )
     env = dict(os.environ, LLAMAFACTORY_VIDEO_DISABLE="1")
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env,
+        capture_output=True, text=True, check=True, timeout=600
+    )
     assert out.stdout.strip().splitlines()[-1] == "False False"
     env.pop("LLAMAFACTORY_VIDEO_DISABLE")
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env,
+        capture_output=True, text=True, check=True, timeout=600
+    )
     assert out.stdout.strip().splitlines()[-1] == "True True"
 
 
@@ -303,7 +309,7 @@ def test_importing_the_plugin_before_the_host_still_patches():
         "import llamafactory_video.hparams as ours; from llamafactory.hparams import parser; "
         "print(parser._TRAIN_ARGS[3] is ours.VideoFinetuningArguments)"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=600)
     assert out.stdout.strip().splitlines()[-1] == "True"
 
 
@@ -364,10 +370,16 @@ def test_disable_env_leaves_the_trainer_untouched():
         "print(*(hasattr(getattr(Trainer, m), '__wrapped__') for m in ('_load_from_checkpoint', '_load_best_model')))"
     )
     env = dict(os.environ, LLAMAFACTORY_VIDEO_DISABLE="1")
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env,
+        capture_output=True, text=True, check=True, timeout=600
+    )
     assert out.stdout.strip().splitlines()[-1] == "False False"
     env.pop("LLAMAFACTORY_VIDEO_DISABLE")
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env,
+        capture_output=True, text=True, check=True, timeout=600
+    )
     assert out.stdout.strip().splitlines()[-1] == "True True"
 
 
@@ -488,7 +500,7 @@ def test_clip_vip_registration_and_the_clip_pieces_it_reuses(tmp_path):
         "import llamafactory.model.loader; from transformers import AutoModel; "
         f"print(type(AutoModel.from_pretrained({model_dir!r})).__name__)"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=600)
     assert out.stdout.strip().splitlines()[-1] == "ClipVipModel"
 
 

@@ -168,7 +168,11 @@ def _decode(path: str, max_frames: int) -> dict[str, Any]:
             facts.update(status="no_stream", error="no decodable video stream")
             return facts
         stream = streams[0]
-        stream.thread_type = "AUTO"
+        # one decoding thread: files are probed in parallel by probe_videos' pool already, and the probe decodes
+        # damaged files on purpose, where FFmpeg's frame threads are the least trodden path (a hang or an abort
+        # there would take the whole check, or a training rank, down with it)
+        stream.thread_type = "SLICE"
+        stream.thread_count = 1
         facts["declared_frames"] = int(stream.frames or 0)
         facts["codec"] = stream.codec_context.name
         facts["fps"] = float(stream.average_rate) if stream.average_rate else None

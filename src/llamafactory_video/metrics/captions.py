@@ -25,9 +25,13 @@ from __future__ import annotations
 
 import atexit
 import math
+import os
 import re
+import select
 import shutil
+import subprocess
 import threading
+import time
 from collections import defaultdict
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from typing import Optional, TypeVar, Union
@@ -480,21 +484,81 @@ def cider_d(
 # ----------------------------------------------------------------------------------------------------------------
 
 _METEOR_LOCK = threading.Lock()
-_METEOR = None
+_METEOR: Optional["_MeteorJar"] = None
+#: seconds one :func:`meteor` call may wait on the jar (its first call also loads the paraphrase table, ~10-20 s)
+METEOR_TIMEOUT_S = 300.0
+
+
+class _MeteorJar:
+    r"""The METEOR 1.5 jar that pycocoevalcap ships, spoken to with pycocoevalcap's own line protocol (same command,
+    same ``SCORE`` / ``EVAL`` lines, so the same numbers), but never able to hang its caller: every read has a
+    deadline, the jar's stderr goes to /dev/null (pycocoevalcap pipes it and never reads it, so a chatty jar would
+    block on a full pipe), and a failure releases everything (pycocoevalcap's ``Meteor`` keeps its lock after an
+    exception, and its ``__del__`` then waits on that lock forever)."""
+
+    def __init__(self, jar_dir: str) -> None:
+        self.proc = subprocess.Popen(
+            ["java", "-jar", "-Xmx2G", "meteor-1.5.jar", "-", "-", "-stdio", "-l", "en", "-norm"],
+            cwd=jar_dir,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+        )
+        self._buffer = b""
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def _send(self, line: str) -> None:
+        self.proc.stdin.write((line + "\n").encode("utf-8"))
+        self.proc.stdin.flush()
+
+    def _read_line(self, deadline: float) -> str:
+        fd = self.proc.stdout.fileno()
+        while b"\n" not in self._buffer:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f"no answer from the METEOR jar within {METEOR_TIMEOUT_S:.0f} s")
+            ready, _, _ = select.select([fd], [], [], left)
+            if ready:
+                chunk = os.read(fd, 65536)
+                if not chunk:
+                    raise EOFError(f"the METEOR jar exited (status {self.proc.poll()})")
+                self._buffer += chunk
+        line, self._buffer = self._buffer.split(b"\n", 1)
+        return line.decode("utf-8", errors="replace").strip()
+
+    def compute_score(self, gts: Mapping[int, list[str]], res: Mapping[int, list[str]]) -> tuple[float, list[float]]:
+        deadline = time.monotonic() + METEOR_TIMEOUT_S
+        stats = []
+        for key in gts:
+            hypothesis = res[key][0].replace("|||", "").replace("  ", " ")
+            self._send(" ||| ".join(("SCORE", " ||| ".join(gts[key]), hypothesis)))
+            stats.append(self._read_line(deadline))
+        self._send(" ||| ".join(["EVAL", *stats]))
+        scores = [float(self._read_line(deadline)) for _ in stats]
+        return float(self._read_line(deadline)), scores
+
+    def close(self) -> None:
+        try:
+            self.proc.stdin.close()
+        except OSError:  # pragma: no cover
+            pass
+        self.proc.kill()
+        self.proc.wait()
+
+
+def _drop_jar() -> None:
+    r"""Stop the process-wide jar (the caller holds ``_METEOR_LOCK``)."""
+    global _METEOR
+    jar, _METEOR = _METEOR, None
+    if jar is not None:
+        jar.close()
 
 
 def _close_meteor() -> None:
-    global _METEOR
     with _METEOR_LOCK:
-        scorer, _METEOR = _METEOR, None
-    if scorer is not None:
-        proc = scorer.meteor_p
-        try:
-            proc.stdin.close()
-        except OSError:  # pragma: no cover
-            pass
-        proc.kill()
-        proc.wait()
+        _drop_jar()
 
 
 def meteor_available() -> Optional[str]:
@@ -508,22 +572,21 @@ def meteor_available() -> Optional[str]:
     return None
 
 
-def _meteor_scorer():
+def _meteor_jar() -> "_MeteorJar":
+    r"""The process-wide jar (started on first use; the caller holds ``_METEOR_LOCK``)."""
     global _METEOR
-    reason = meteor_available()
-    if reason is not None:
-        raise MetricUnavailable(reason)
-    with _METEOR_LOCK:
-        if _METEOR is None or _METEOR.meteor_p.poll() is not None:
-            from pycocoevalcap.meteor.meteor import Meteor
+    if _METEOR is None or not _METEOR.alive():
+        import pycocoevalcap.meteor.meteor as pycoco_meteor
 
-            _METEOR = Meteor()
-            atexit.register(_close_meteor)
-        return _METEOR
+        _METEOR = _MeteorJar(os.path.dirname(os.path.abspath(pycoco_meteor.__file__)))
+        atexit.register(_close_meteor)
+    return _METEOR
 
 
 def meteor(gts: Mapping[K, Sequence[str]], res: Mapping[K, Union[Sequence[str], str]]) -> tuple[float, np.ndarray]:
-    r"""METEOR 1.5 through pycocoevalcap's ``Meteor`` (``java -jar meteor-1.5.jar - - -stdio -l en -norm``).
+    r"""METEOR 1.5: pycocoevalcap's jar and line protocol (``java -jar meteor-1.5.jar - - -stdio -l en -norm``),
+    through :class:`_MeteorJar` (same numbers as pycocoevalcap's ``Meteor``; a jar that dies or stops answering
+    raises :class:`MetricUnavailable` within ``METEOR_TIMEOUT_S`` instead of hanging).
 
     The corpus score is the jar's aggregate over the sufficient statistics of all samples (NOT the mean of the
     per-sentence scores). One Java process is started on first use (about 10-20 s: it loads the paraphrase table)
@@ -535,15 +598,18 @@ def meteor(gts: Mapping[K, Sequence[str]], res: Mapping[K, Union[Sequence[str], 
         ``(corpus, per_sentence)``: float and float64 ``(N,)``.
     """
     rows = _aligned(gts, res)
-    scorer = _meteor_scorer()
+    reason = meteor_available()
+    if reason is not None:
+        raise MetricUnavailable(reason)
     # the jar speaks a line protocol: a newline inside a caption would desynchronise it
     gts_clean = {i: [r.replace("\n", " ") for r in refs] for i, (_, _, refs) in enumerate(rows)}
     res_clean = {i: [hyp.replace("\n", " ")] for i, (_, hyp, _) in enumerate(rows)}
-    try:
-        score, scores = scorer.compute_score(gts_clean, res_clean)
-    except (ValueError, OSError) as err:
-        _close_meteor()
-        raise MetricUnavailable(f"the METEOR jar failed ({err}); is there memory for java -Xmx2G?") from err
+    with _METEOR_LOCK:
+        try:
+            score, scores = _meteor_jar().compute_score(gts_clean, res_clean)
+        except (ValueError, OSError, EOFError, TimeoutError) as err:
+            _drop_jar()
+            raise MetricUnavailable(f"the METEOR jar failed ({err}); is there memory for java -Xmx2G?") from err
     return float(score), np.array(scores, dtype=np.float64)
 
 

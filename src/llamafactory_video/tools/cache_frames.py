@@ -11,6 +11,7 @@ Videos that fail to decode are listed (exit status 1); the others are cached.
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import os
 import sys
 import time
@@ -116,7 +117,9 @@ def run(args: argparse.Namespace) -> int:
                 failed[path] = error
             bar.update(1)
     else:
-        with ProcessPoolExecutor(max_workers=args.workers) as pool:
+        # spawned, not forked: the parent may hold threads (tqdm, PyAV decoders, OpenMP, a test runner's I/O) whose
+        # locks a forked child would inherit held
+        with ProcessPoolExecutor(max_workers=args.workers, mp_context=multiprocessing.get_context("spawn")) as pool:
             futures = [
                 pool.submit(_cache_one, args.template, path, kwargs, cache_dir, args.video_backend) for path in todo
             ]
