@@ -16,7 +16,8 @@ HANGS = (
 # a parent that exits at once and leaves that child behind, still holding the pipes
 LEAVES_A_CHILD = (
     "import subprocess, sys; "
-    "p = subprocess.Popen([sys.executable, '-c', 'import os, time; print(os.getpid(), flush=True); time.sleep(600)']); "
+    "code = 'import os, time; print(os.getpid(), flush=True); time.sleep(600)'; "
+    "p = subprocess.Popen([sys.executable, '-c', code]); "
     "print('parent done', flush=True)"
 )
 
