@@ -50,6 +50,18 @@ def train_curve(out: str) -> list[float]:
     return [round(e["scst/rewards/option_accuracy/mean"], 3) for e in logs if "scst/rewards/option_accuracy/mean" in e]
 
 
+def log_curve(out: str, key: str) -> list[float]:
+    with open(os.path.join(out, "trainer_state.json"), encoding="utf-8") as f:
+        logs = json.load(f)["log_history"]
+    return [round(e[key], 3) for e in logs if key in e]
+
+
+def held_out_answers(out: str) -> list[str]:
+    r"""The SCST model's held-out greedy answers (``eval_captions.jsonl`` of ``do_eval``)."""
+    with open(os.path.join(out, "eval_captions.jsonl"), encoding="utf-8") as f:
+        return [json.loads(line)["caption"] for line in f if line.strip()]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", default="1,2,3")
@@ -58,6 +70,8 @@ def main() -> int:
     parser.add_argument("--xe-epochs", type=float, default=6.0)
     parser.add_argument("--xe-batch", type=int, default=8)
     parser.add_argument("--train-per-class", type=int, default=8)
+    parser.add_argument("--object-radius", default="0.13,0.18", help="object radius range, fractions of the frame")
+    parser.add_argument("--travel", type=float, default=0.4, help="object travel per moving axis, fraction")
     parser.add_argument(
         "--start-model",
         default=None,
@@ -79,18 +93,23 @@ def main() -> int:
     model = os.path.join(workdir, "tiny-qwen2_5-vl")
     if args.start_model is None and not os.path.isfile(os.path.join(model, "config.json")):
         build_tiny_model(model, arch="qwen2_5_vl")
+    radius = tuple(float(r) for r in args.object_radius.split(","))
+    data_tag = f"{args.answer_style}_{args.train_per_class}_r{radius[0]:g}-{radius[1]:g}_t{args.travel:g}"
     data = make_choice_qa_dataset(
-        os.path.join(workdir, f"data_{args.answer_style}_{args.train_per_class}"),
+        os.path.join(workdir, f"data_{data_tag}"),
         train_per_class=args.train_per_class,
         answer_style=args.answer_style,
+        object_radius=radius,
+        travel=args.travel,
     )
     overrides = {key: _value(value) for key, value in (part.split("=", 1) for part in args.overrides)}
     length = 16 if args.answer_style == "reasoned" else 4
-    common = dict(scst_max_new_tokens=length, max_new_tokens=length, eval_on_start=True, **overrides)
+    common = dict(scst_max_new_tokens=length, max_new_tokens=length, eval_on_start=True)
+    common.update(overrides)
     rows = []
     for seed in [int(s) for s in args.seeds.split(",")]:
         xe = os.path.join(
-            workdir, f"xe_{args.answer_style}{args.train_per_class}_{args.xe_epochs:g}b{args.xe_batch}_seed{seed}"
+            workdir, f"xe_{data_tag}_{args.xe_epochs:g}b{args.xe_batch}_seed{seed}"
         )
         if not os.path.isfile(os.path.join(xe, "config.json")):
             start = args.start_model.format(seed=seed) if args.start_model else model
@@ -105,7 +124,9 @@ def main() -> int:
             seconds = run_cli(config, workdir, name, env)
             before, after = accuracies(out)
             row = {"variant": variant, "seed": seed, "acc_xe": before, "acc_scst": after,
-                   "train_accuracy_curve": train_curve(out), "seconds": round(seconds, 1)}
+                   "train_accuracy_curve": train_curve(out),
+                   "reward_std_curve": log_curve(out, "scst/reward_std"),
+                   "held_out_answers": held_out_answers(out), "seconds": round(seconds, 1)}
             rows.append(row)
             print(json.dumps(row), flush=True)
     print("\n| variant | seed | held-out accuracy XE -> SCST | sampled training accuracy, first -> last window |")
