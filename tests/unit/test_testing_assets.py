@@ -248,3 +248,18 @@ def test_clips_are_random_and_reproducible(tmp_path):
     assert np.array_equal(first, again) and not np.array_equal(first, other)
     assert write_video(first, tmp_path / "clip.webm", fps=4) in ("libvpx-vp9", "libvpx")
     assert _decode(tmp_path / "clip.webm").shape == first.shape
+
+
+def test_clip_object_radius_and_travel():
+    action = action_classes(1)[0]  # red: the object's pixels are the ones far redder than the grey background
+    small = render_clip(action, np.random.default_rng(0))
+    default = render_clip(action, np.random.default_rng(0), radius=(0.13, 0.18), travel=0.4)
+    assert np.array_equal(small, default)  # the defaults are the old fixed values (same clips, same rng use)
+    big = render_clip(action, np.random.default_rng(0), radius=(0.3, 0.35), travel=0.2)
+
+    def object_share(clip):
+        return float(((clip[..., 0].astype(int) - clip[..., 2].astype(int)) > 100).mean())
+
+    assert object_share(big) > 3 * object_share(small)
+    with pytest.raises(ValueError, match="radius"):
+        render_clip(action, np.random.default_rng(0), radius=(0.4, 0.45), travel=0.4)

@@ -123,6 +123,8 @@ def make_choice_qa_dataset(
     seed: int = 5,
     prefix: str = "synth_choice_qa",
     answer_style: str = "letter",
+    object_radius: tuple[float, float] = (0.13, 0.18),
+    travel: float = 0.4,
 ) -> dict[str, Any]:
     r"""A multiple-choice video QA set for the ``scst`` stage's QA rewards: "What colour is the moving object?"
     with the class colours as options A, B, C, ... and the right letter as ``answer`` (and as the one reference).
@@ -134,6 +136,12 @@ def make_choice_qa_dataset(
     ``answer_style``: ``letter`` (the assistant turn is the letter) or ``reasoned`` (it first names what is seen,
     then the letter: ``A green circle. Answer: B``; the question then asks for that). ``references`` and ``answer``
     are the letter either way; the option reward reads the letter after ``Answer:``.
+
+    The options are always listed in class order, so the right letter is a function of the video alone.
+    ``object_radius`` / ``travel`` (fractions of the 64-pixel frame, :func:`render_clip`): the default small
+    object (13-18 %) is one the tiny random test model does not learn to see from letter answers (XE stays at
+    chance, one letter for every video); ``object_radius=(0.3, 0.35), travel=0.2`` is the set of
+    ``bench/scst_choice_qa.py`` and ``tests/e2e/test_scst_choice_qa_cli.py``.
 
     Returns:
         ``output_dir``, dataset names (``train_dataset``, ``test_dataset``, ``train_sft_dataset``), ``num_train``,
@@ -158,7 +166,8 @@ def make_choice_qa_dataset(
         for j in range(per_class):
             for action, letter in zip(classes, letters):
                 video = f"videos/{prefix}_{split}_{j * num_classes + action.label:04d}.mp4"
-                write_video(render_clip(action, rng, size=64, num_frames=8), out / video, fps=4)
+                frames = render_clip(action, rng, size=64, num_frames=8, radius=object_radius, travel=travel)
+                write_video(frames, out / video, fps=4)
                 reply = letter if answer_style == "letter" else f"A {action.colour} {action.shape}. Answer: {letter}"
                 rows.append({"messages": _turns(question, reply), "videos": [video], "references": [letter],
                              "answer": letter})

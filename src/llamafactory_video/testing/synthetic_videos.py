@@ -152,11 +152,13 @@ def render_clip(
     rng: np.random.Generator,
     size: int = 64,
     num_frames: int = 8,
+    radius: tuple[float, float] = (0.13, 0.18),
+    travel: float = 0.4,
 ) -> np.ndarray:
     """Render one clip of ``action`` as a ``(num_frames, size, size, 3)`` uint8 RGB array.
 
-    The object (radius 13-18 % of ``size``, colour jittered by up to +-20 per channel) starts
-    at a random position from which its whole trajectory (40 % of ``size`` per moving axis)
+    The object (radius ``radius`` of ``size``, colour jittered by up to +-20 per channel) starts
+    at a random position from which its whole trajectory (``travel`` of ``size`` per moving axis)
     stays inside the frame; the background is a random dark grey level plus fresh Gaussian
     noise on every frame.
 
@@ -165,9 +167,13 @@ def render_clip(
         rng: Source of randomness (one clip consumes a variable amount of it).
         size: Frame width and height in pixels.
         num_frames: Number of frames.
+        radius: Range of the object's radius, as fractions of ``size`` (default 13-18 %).
+        travel: Distance moved along each moving axis, as a fraction of ``size`` (default 40 %).
     """
-    radius = float(rng.uniform(0.13, 0.18)) * size
-    travel = 0.4 * size
+    if not 0 < radius[0] <= radius[1] or 2 * radius[1] + travel >= 1:
+        raise ValueError(f"radius {radius} and travel {travel} must satisfy 0 < r_min <= r_max, 2 r_max + travel < 1")
+    radius = float(rng.uniform(*radius)) * size
+    travel = travel * size
     colour = np.clip(np.asarray(action.rgb, dtype=np.float32) + rng.uniform(-20, 20, size=3), 0, 255)
     start = []
     for v in action.velocity:
