@@ -121,6 +121,27 @@ def read_json(path: str) -> Any:
         return json.load(f)
 
 
+def video_run_keys(**overrides: Any) -> dict[str, Any]:
+    r"""The keys every small caption / QA run on the tiny qwen2_vl-template models shares (8 frames at 2 fps, a
+    112 x 112 pixel budget, no checkpoints, nothing reported), with ``overrides``."""
+    return dict(
+        dict(
+            video_maxlen=8,
+            video_fps=2.0,
+            video_max_pixels=12544,
+            template="qwen2_vl",
+            trust_remote_code=True,
+            cutoff_len=512,
+            preprocessing_num_workers=1,
+            overwrite_output_dir=True,
+            overwrite_cache=True,
+            report_to="none",
+            save_strategy="no",
+        ),
+        **overrides,
+    )
+
+
 def action_cls_config(model_dir: str, data_dir: str, output_dir: str, **overrides: Any) -> dict[str, Any]:
     r"""The demo recipe (examples/demo/action_cls_tiny.yaml) pointed at test assets."""
     here = os.path.dirname(os.path.abspath(__file__))

@@ -8,23 +8,12 @@ import pytest
 
 from llamafactory_video.testing.synthetic_qa import make_choice_qa_dataset
 
-from .helpers import read_json, read_jsonl, run_cli
+from .helpers import read_json, read_jsonl, run_cli, video_run_keys
 
 
 pytestmark = pytest.mark.e2e
 
-VIDEO = dict(
-    video_maxlen=8,
-    video_fps=2.0,
-    video_max_pixels=12544,
-    template="qwen2_vl",
-    trust_remote_code=True,
-    cutoff_len=512,
-    preprocessing_num_workers=1,
-    overwrite_output_dir=True,
-    overwrite_cache=True,
-    report_to="none",
-    save_strategy="no",
+VIDEO = video_run_keys(
     finetuning_type="full",
     lr_scheduler_type="constant",
     seed=1,

@@ -5,23 +5,13 @@ import os
 
 import pytest
 
-from .helpers import offline_env, read_json, read_jsonl, run_cli
+from .helpers import offline_env, read_json, read_jsonl, run_cli, video_run_keys
 
 
 pytestmark = pytest.mark.e2e
 
-VIDEO = dict(
-    video_maxlen=8,
-    video_fps=2.0,
-    video_max_pixels=12544,
-    template="qwen2_vl",
-    trust_remote_code=True,
-    cutoff_len=512,
+VIDEO = video_run_keys(
     preprocessing_num_workers=2,
-    overwrite_output_dir=True,
-    overwrite_cache=True,
-    report_to="none",
-    save_strategy="no",
 )
 
 
