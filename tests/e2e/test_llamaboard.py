@@ -119,6 +119,18 @@ def test_stage_in_train_tab(board):
     assert datasets == [] and packing is False
 
 
+def test_hilight_templates_in_top_dropdown(board):
+    r"""LlamaBoard's template dropdown (``top.template``, built from the host's ``TEMPLATES`` when the UI is made)
+    offers the HiLight templates the plugin registers. HiLight is not in LlamaBoard's model list, so no model name
+    selects them by itself: the user picks "Custom", types the path and picks the template (docs/models/hilight.md)."""
+    from llamafactory.webui.common import get_template
+
+    choices = _dropdown_choices(board.manager.get_elem_by_id("top.template"))
+    assert {"hilight", "hilight_qwen"} <= set(choices)
+    assert "Custom" in _dropdown_choices(board.manager.get_elem_by_id("top.model_name"))
+    assert get_template("Custom") == "default"  # no mapping: the user's dropdown choice is what the runner sends
+
+
 def _default_data(manager) -> dict[Any, Any]:
     """{component: value} with every component's initial value, as gradio would pass them."""
     return {elem: getattr(elem, "value", None) for elem in manager.get_elem_list()}
