@@ -119,6 +119,42 @@ def test_stage_in_train_tab(board):
     assert datasets == [] and packing is False
 
 
+def test_hilight_templates_in_top_dropdown(board):
+    r"""LlamaBoard's template dropdown (``top.template``, built from the host's ``TEMPLATES`` when the UI is made)
+    offers the HiLight templates the plugin registers. HiLight is not in LlamaBoard's model list, so no model name
+    selects them by itself: the user picks "Custom", types the path and picks the template (docs/models/hilight.md)."""
+    from llamafactory.webui.common import get_template
+
+    choices = _dropdown_choices(board.manager.get_elem_by_id("top.template"))
+    assert {"hilight", "hilight_qwen"} <= set(choices)
+    assert "Custom" in _dropdown_choices(board.manager.get_elem_by_id("top.model_name"))
+    assert get_template("Custom") == "default"  # no mapping: the user's dropdown choice is what the runner sends
+
+    # stage 1 as docs/models/hilight.md tells a LlamaBoard user: the runner sends no multimodal keys for a Custom
+    # model, so the freezing and frame sampling come from "Extra arguments" and reach the train YAML as given
+    stage1 = {
+        "freeze_language_model": True,
+        "freeze_multi_modal_projector": False,
+        "video_fps": 2.0,
+        "video_maxlen": 12,
+    }
+    data = _default_data(board.manager)
+    for elem_id, value in (
+        ("top.lang", "en"),
+        ("top.model_name", "Custom"),
+        ("top.model_path", "saves/hilight-2b"),
+        ("top.template", "hilight"),
+        ("top.finetuning_type", "full"),
+        ("train.output_dir", "saves/hilight-2b/stage1"),
+        ("train.extra_args", json.dumps(stage1)),
+    ):
+        data[board.manager.get_elem_by_id(elem_id)] = value
+    args = board.runner._parse_train_args(data)
+    assert args["template"] == "hilight" and args["model_name_or_path"] == "saves/hilight-2b"
+    assert {key: args[key] for key in stage1} == stage1
+    assert "freeze_vision_tower" not in args  # the host's default (true) freezes both towers
+
+
 def _default_data(manager) -> dict[Any, Any]:
     """{component: value} with every component's initial value, as gradio would pass them."""
     return {elem: getattr(elem, "value", None) for elem in manager.get_elem_list()}
