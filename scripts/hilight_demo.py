@@ -1,17 +1,18 @@
 #!/usr/bin/env python
 """Offline HiLight billiards demo (issue 14; docs/models/hilight.md#offline-billiards-demo): tiny colour-carrying
 CLIP towers + a tiny Qwen2 LM -> ``llamafactory-video hilight-build`` -> stage 1 (stock ``sft``, only TokenMining
-trained, on captions) -> stage 2 (stock ``sft``, LoRA on the LLM, TokenMining and ``lm_head`` trained alongside, on
+trained, on captions) -> stage 2 (stock ``sft``, full fine-tuning of the LLM and TokenMining, towers frozen, on
 "Which ball was pocketed?") -> stock ``llamafactory-cli train`` with ``do_predict`` on held-out videos -> accuracy
 vs chance.
 
     python scripts/hilight_demo.py [--workdir demo_assets/hilight] [--seed 0] [--train 300] [--test 80]
         [--stage1-epochs 1] [--stage2-epochs 40] [--stage2-lr 1e-3] [--json FILE]
 
-Status: it runs end to end, but the held-out accuracy is not above chance yet (the answer reaches TokenMining but
-not the random tiny LLM's output; figures in the docs page). Everything is built offline under --workdir; the
-towers are hand-initialised to carry ball colours (``llamafactory_video.testing.billiards_towers``), the LLM is
-random.
+Held-out accuracy 0.90-0.93 vs chance 0.26 over seeds 0-2 (bench/hilight_billiards_demo.py). Everything is built
+offline under --workdir; the towers are hand-initialised to carry ball colours
+(``llamafactory_video.testing.billiards_towers``); the LLM is random, drawn with std ``hidden ** -0.5`` (with
+transformers' 0.02 a width-64 LM sits far longer on the "always one colour" plateau). Stage 2 stays on that plateau
+(loss ~0.63) for its first ~500-700 steps, then learns (loss < 0.1): fewer epochs answer one colour.
 """
 
 import argparse
