@@ -6,7 +6,8 @@ trained, on captions) -> stage 2 (stock ``sft``, full fine-tuning of the LLM and
 vs chance.
 
     python scripts/hilight_demo.py [--workdir demo_assets/hilight] [--seed 0] [--train 300] [--test 80]
-        [--stage1-epochs 1] [--stage2-epochs 40] [--stage2-lr 1e-3] [--json FILE]
+        [--stage1-epochs 1] [--stage2-epochs 40] [--stage2-lr 1e-3]
+        [--stage2-finetuning full|lora] [--json FILE]
 
 Held-out accuracy 0.90-0.93 vs chance 0.26 over seeds 0-2 (bench/hilight_billiards_demo.py). Everything is built
 offline under --workdir; the towers are hand-initialised to carry ball colours
@@ -78,7 +79,13 @@ def main() -> int:
     parser.add_argument("--train", type=int, default=300, help="training videos")
     parser.add_argument("--test", type=int, default=80, help="held-out videos")
     parser.add_argument("--stage1-epochs", type=float, default=1.0, help="stage 1 (TokenMining on captions) epochs")
-    parser.add_argument("--stage2-epochs", type=float, default=40.0, help="stage 2 (full fine-tuning, ball QA) epochs")
+    parser.add_argument("--stage2-epochs", type=float, default=40.0, help="stage 2 (ball QA) epochs")
+    parser.add_argument(
+        "--stage2-finetuning",
+        choices=["full", "lora"],
+        default="full",
+        help="stage 2: full fine-tuning of the LLM + TokenMining, or LoRA with TokenMining and lm_head trained",
+    )
     parser.add_argument("--stage2-lr", type=float, default=1e-3, help="stage 2 learning rate")
     parser.add_argument("--json", default=None, help="also write the figures to this JSON file")
     args = parser.parse_args()
@@ -150,6 +157,21 @@ def main() -> int:
         "stage1",
     )
     stage2 = os.path.join(workdir, "stage2")
+    if args.stage2_finetuning == "full":  # the LLM and TokenMining trained whole, towers frozen
+        tuning = dict(
+            finetuning_type="full",
+            freeze_vision_tower=True,
+            freeze_multi_modal_projector=False,
+            freeze_language_model=False,
+        )
+    else:  # the seed's stage 2 (7.2): LoRA on the LLM, TokenMining (and the tiny LM's lm_head) trained alongside
+        tuning = dict(
+            finetuning_type="lora",
+            lora_target="all",
+            lora_rank=8,
+            lora_alpha=16,
+            additional_target="token_mining,lm_head",
+        )
     t2 = run_train(
         dict(
             common,
@@ -157,10 +179,7 @@ def main() -> int:
             do_train=True,
             dataset="billiards_qa_train",
             output_dir=stage2,
-            finetuning_type="full",
-            freeze_vision_tower=True,
-            freeze_multi_modal_projector=False,
-            freeze_language_model=False,
+            **tuning,
             learning_rate=args.stage2_lr,
             lr_scheduler_type="constant_with_warmup",
             num_train_epochs=args.stage2_epochs,
@@ -169,11 +188,14 @@ def main() -> int:
         "stage2",
     )
     predict = os.path.join(workdir, "predict")
+    if args.stage2_finetuning == "full":
+        trained = dict(model_name_or_path=stage2, finetuning_type="full")
+    else:
+        trained = dict(model_name_or_path=stage1, adapter_name_or_path=stage2, finetuning_type="lora")
     t3 = run_train(
         dict(
             common,
-            model_name_or_path=stage2,
-            finetuning_type="full",
+            **trained,
             do_predict=True,
             predict_with_generate=True,
             eval_dataset="billiards_qa_test",
@@ -195,6 +217,7 @@ def main() -> int:
     majority = max(labels.count(x) for x in set(labels)) / len(labels)
     result = dict(
         seed=args.seed,
+        stage2_finetuning=args.stage2_finetuning,
         train_videos=args.train,
         test_videos=len(rows),
         accuracy=scores["accuracy"],
