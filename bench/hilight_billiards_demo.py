@@ -4,8 +4,9 @@
 Peer figures in the same file: chance (a uniform guess among the balls on the table) and the majority colour; the
 pixel baseline of the same data is ``bench/billiards_pixel_baseline.py``. No assertions.
 
-    python bench/hilight_billiards_demo.py [--seeds 0 1 2] [--train 300] [--test 80] [--stage1-epochs 3]
-        [--stage2-epochs 12] [--output bench/results/hilight_billiards_demo.json]
+    python bench/hilight_billiards_demo.py [--seeds 0 1 2] [--train 300] [--test 80] [--stage1-epochs 1]
+        [--stage2-epochs 40] [--stage2-lr 1e-3] [--stage2-finetuning full|lora]
+        [--output bench/results/hilight_billiards_demo.json]
 """
 
 import argparse
@@ -27,8 +28,10 @@ def main() -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--train", type=int, default=300)
     parser.add_argument("--test", type=int, default=80)
-    parser.add_argument("--stage1-epochs", type=float, default=3.0)
-    parser.add_argument("--stage2-epochs", type=float, default=12.0)
+    parser.add_argument("--stage1-epochs", type=float, default=1.0)
+    parser.add_argument("--stage2-epochs", type=float, default=40.0)
+    parser.add_argument("--stage2-lr", type=float, default=1e-3)
+    parser.add_argument("--stage2-finetuning", choices=["full", "lora"], default="full")
     parser.add_argument("--output", default=os.path.join(HERE, "results", "hilight_billiards_demo.json"))
     args = parser.parse_args()
     runs = []
@@ -38,6 +41,7 @@ def main() -> int:
             command = [sys.executable, os.path.join(ROOT, "scripts", "hilight_demo.py"), "--workdir", tmp]
             command += ["--seed", str(seed), "--train", str(args.train), "--test", str(args.test)]
             command += ["--stage1-epochs", str(args.stage1_epochs), "--stage2-epochs", str(args.stage2_epochs)]
+            command += ["--stage2-lr", str(args.stage2_lr), "--stage2-finetuning", args.stage2_finetuning]
             subprocess.run(command + ["--json", out], check=True)
             runs.append(json.load(open(out, encoding="utf-8")))
         print(json.dumps(runs[-1]), flush=True)

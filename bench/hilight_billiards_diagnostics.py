@@ -7,12 +7,15 @@ the hand-initialised colour towers (``llamafactory_video.testing.billiards_tower
    concatenated): is the answer in the towers' output?
 2. ``token_mining``: a fresh TokenMining (variant ``b``) + a linear head trained on its tokens, read as the mean over
    frames (what uniform LLM attention sees) or the last frame's token: can TokenMining extract it?
-3. ``llm``: the whole HiLight with LoRA on the LLM + TokenMining + ``lm_head`` trained (as stage 2 with
-   ``additional_target: token_mining,lm_head``), greedy first answer token: does it get through a random tiny LLM?
+3. ``llm``: the whole HiLight, TokenMining trained with the LLM under ``--llm-finetuning``: ``lora`` (LoRA +
+   ``lm_head``, as stage 2 with ``additional_target: token_mining,lm_head``), ``frozen`` (only ``lm_head``) or
+   ``full`` (as the demo's stage 2); greedy first answer token (read as the colour whose first token it is; "pink"
+   is two tokens): does it get through a random tiny LLM drawn with std ``--llm-init``?
 
 Each accuracy is on held-out videos, next to chance (uniform among the balls on the table). No assertions.
 
     python bench/hilight_billiards_diagnostics.py [--seed 0] [--train 300] [--test 80] [--steps 800] [--lr 1e-2]
+        [--llm-finetuning lora|frozen|full] [--llm-init 0.02] [--batch 8] [--skip-probes]
         [--output bench/results/hilight_billiards_diagnostics.json]
 """
 
@@ -57,6 +60,11 @@ def main() -> int:
     parser.add_argument("--test", type=int, default=80)
     parser.add_argument("--steps", type=int, default=800)
     parser.add_argument("--lr", type=float, default=1e-2)
+    parser.add_argument("--llm-finetuning", choices=["lora", "frozen", "full"], default="lora")
+    parser.add_argument("--llm-init", type=float, default=0.02, help="std of the tiny LLM's random weights")
+    parser.add_argument("--llm-lr", type=float, default=None, help="lr of step 3 (default: --lr)")
+    parser.add_argument("--batch", type=int, default=8, help="batch of step 3")
+    parser.add_argument("--skip-probes", action="store_true", help="only step 3")
     parser.add_argument("--output", default=os.path.join(HERE, "results", "hilight_billiards_diagnostics.json"))
     args = parser.parse_args()
     os.environ.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
@@ -75,7 +83,9 @@ def main() -> int:
     tmp = tempfile.mkdtemp()
     vt = build_colour_tower(os.path.join(tmp, "vt"), "video")
     ft = build_colour_tower(os.path.join(tmp, "ft"), "frame")
-    llm = build_tiny_qwen2_lm(os.path.join(tmp, "llm"), seed=args.seed, hidden_size=64)
+    llm = build_tiny_qwen2_lm(
+        os.path.join(tmp, "llm"), seed=args.seed, hidden_size=64, initializer_range=args.llm_init
+    )
     build_hilight(vt, ft, llm, os.path.join(tmp, "hl"), token_mining="b", num_frames=NUM_FRAMES, token_mining_heads=2)
     data = os.path.join(tmp, "data")
     make_billiards_dataset(data, num_train=args.train, num_test=args.test, seed=args.seed, questions=["ball"])
@@ -100,7 +110,8 @@ def main() -> int:
     chance = float(np.mean([1.0 / len(c["colours"]) for c in clips]))
     classes = sorted(set(ya) | set(yb))
     result = dict(chance=chance, majority=max(yb.count(c) for c in set(yb)) / len(yb))
-    result["probe"] = {
+    probes = not args.skip_probes
+    result["probe"] = {} if not probes else {
         "first_minus_last_frame": softmax_regression(fa[:, 0] - fa[:, -1], ya, fb[:, 0] - fb[:, -1], yb, classes),
         "all_frames": softmax_regression(fa.flatten(1), ya, fb.flatten(1), yb, classes),
     }
@@ -109,7 +120,7 @@ def main() -> int:
     ta = torch.tensor([classes.index(c) for c in ya])
     tb = torch.tensor([classes.index(c) for c in yb])
     result["token_mining"] = {}
-    for readout in ("mean", "last"):
+    for readout in ("mean", "last") if probes else ():
         torch.manual_seed(args.seed)
         tm = TokenMining(va.shape[-1], fa.shape[-1], 64, "b", 2)
         head = torch.nn.Linear(64, len(classes))
@@ -136,12 +147,21 @@ def main() -> int:
         modules_to_save=["token_mining", "lm_head"],
     )
     torch.manual_seed(args.seed)
-    peft_model = get_peft_model(model, lora)
-    opt = torch.optim.AdamW([p for p in peft_model.parameters() if p.requires_grad], args.lr)
+    if args.llm_finetuning == "lora":
+        peft_model = get_peft_model(model, lora)
+    else:
+        peft_model = model
+        for name, p in model.named_parameters():
+            p.requires_grad_(
+                name.startswith("token_mining.")
+                or (name.startswith("language_model.") and args.llm_finetuning == "full")
+                or name.startswith("language_model.lm_head.")
+            )
+    opt = torch.optim.AdamW([p for p in peft_model.parameters() if p.requires_grad], args.llm_lr or args.lr)
     start = time.time()
     peft_model.train()
     for _ in range(args.steps):
-        idx = torch.randint(0, len(ya), (8,)).tolist()
+        idx = torch.randint(0, len(ya), (args.batch,)).tolist()
         ids = [prompt + answer[ya[i]] for i in idx]
         width = max(map(len, ids))
         inp = torch.full((len(ids), width), tok.pad_token_id)
@@ -168,7 +188,8 @@ def main() -> int:
             pixel_values_videos=teb_in["pixel_values_videos"],
             frame_pixel_values=teb_in["frame_pixel_values"],
         ).logits[:, -1]
-    preds = [tok.decode([int(i)]) for i in logits.argmax(-1)]
+    first_token = {answer[c][0]: c for c in classes}
+    preds = [first_token.get(int(i), tok.decode([int(i)])) for i in logits.argmax(-1)]
     result["llm"] = dict(
         accuracy=score_answers(preds, yb, ["ball"] * len(yb))["accuracy"],
         distinct_predictions=len(set(preds)),

@@ -1,17 +1,20 @@
 #!/usr/bin/env python
 """Offline HiLight billiards demo (issue 14; docs/models/hilight.md#offline-billiards-demo): tiny colour-carrying
 CLIP towers + a tiny Qwen2 LM -> ``llamafactory-video hilight-build`` -> stage 1 (stock ``sft``, only TokenMining
-trained, on captions) -> stage 2 (stock ``sft``, LoRA on the LLM, TokenMining and ``lm_head`` trained alongside, on
+trained, on captions) -> stage 2 (stock ``sft``, full fine-tuning of the LLM and TokenMining, towers frozen, on
 "Which ball was pocketed?") -> stock ``llamafactory-cli train`` with ``do_predict`` on held-out videos -> accuracy
 vs chance.
 
     python scripts/hilight_demo.py [--workdir demo_assets/hilight] [--seed 0] [--train 300] [--test 80]
-        [--stage1-epochs 3] [--stage2-epochs 12] [--json FILE]
+        [--stage1-epochs 1] [--stage2-epochs 40] [--stage2-lr 1e-3]
+        [--stage2-finetuning full|lora] [--json FILE]
 
-Status: it runs end to end, but the held-out accuracy is not above chance yet (the answer reaches TokenMining but
-not the random tiny LLM's output; figures in the docs page). Everything is built offline under --workdir; the
-towers are hand-initialised to carry ball colours (``llamafactory_video.testing.billiards_towers``), the LLM is
-random.
+Held-out accuracy 0.925 / 0.900 / 0.625 vs chance 0.26 over seeds 0-2 (0.86 / 0.89 / 0.85 with --stage2-finetuning
+lora; bench/hilight_billiards_demo.py). Everything is built
+offline under --workdir; the towers are hand-initialised to carry ball colours
+(``llamafactory_video.testing.billiards_towers``); the LLM is random, drawn with std ``hidden ** -0.5`` (with
+transformers' 0.02 a width-64 LM sits far longer on the "always one colour" plateau). Stage 2 stays on that plateau
+(loss ~0.63) for its first ~500-700 steps, then learns (loss < 0.1): fewer epochs answer one colour.
 """
 
 import argparse
@@ -76,8 +79,15 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=0, help="data, LLM and training seed")
     parser.add_argument("--train", type=int, default=300, help="training videos")
     parser.add_argument("--test", type=int, default=80, help="held-out videos")
-    parser.add_argument("--stage1-epochs", type=float, default=3.0, help="stage 1 (TokenMining on captions) epochs")
-    parser.add_argument("--stage2-epochs", type=float, default=12.0, help="stage 2 (LoRA, ball QA) epochs")
+    parser.add_argument("--stage1-epochs", type=float, default=1.0, help="stage 1 (TokenMining on captions) epochs")
+    parser.add_argument("--stage2-epochs", type=float, default=40.0, help="stage 2 (ball QA) epochs")
+    parser.add_argument(
+        "--stage2-finetuning",
+        choices=["full", "lora"],
+        default="full",
+        help="stage 2: full fine-tuning of the LLM + TokenMining, or LoRA with TokenMining and lm_head trained",
+    )
+    parser.add_argument("--stage2-lr", type=float, default=1e-3, help="stage 2 learning rate")
     parser.add_argument("--json", default=None, help="also write the figures to this JSON file")
     args = parser.parse_args()
     os.environ.update(
@@ -96,7 +106,7 @@ def main() -> int:
     parts = os.path.join(workdir, "parts")
     video_tower = build_colour_tower(os.path.join(parts, "video_tower"), "video")
     frame_tower = build_colour_tower(os.path.join(parts, "frame_tower"), "frame")
-    llm = build_tiny_qwen2_lm(os.path.join(parts, "llm"), seed=args.seed, hidden_size=64)
+    llm = build_tiny_qwen2_lm(os.path.join(parts, "llm"), seed=args.seed, hidden_size=64, initializer_range=64**-0.5)
     model = os.path.join(workdir, "hilight-tiny")
     argv = ["hilight-build", "--video-tower", video_tower, "--frame-tower", frame_tower, "--llm", llm]
     argv += ["--token-mining", "b", "--num-frames", str(NUM_FRAMES), "--token-mining-heads", "2"]
@@ -148,6 +158,21 @@ def main() -> int:
         "stage1",
     )
     stage2 = os.path.join(workdir, "stage2")
+    if args.stage2_finetuning == "full":  # the LLM and TokenMining trained whole, towers frozen
+        tuning = dict(
+            finetuning_type="full",
+            freeze_vision_tower=True,
+            freeze_multi_modal_projector=False,
+            freeze_language_model=False,
+        )
+    else:  # the seed's stage 2 (7.2): LoRA on the LLM, TokenMining (and the tiny LM's lm_head) trained alongside
+        tuning = dict(
+            finetuning_type="lora",
+            lora_target="all",
+            lora_rank=8,
+            lora_alpha=16,
+            additional_target="token_mining,lm_head",
+        )
     t2 = run_train(
         dict(
             common,
@@ -155,24 +180,23 @@ def main() -> int:
             do_train=True,
             dataset="billiards_qa_train",
             output_dir=stage2,
-            finetuning_type="lora",
-            lora_target="all",
-            lora_rank=8,
-            lora_alpha=16,
-            additional_target="token_mining,lm_head",
-            learning_rate=3e-3,
+            **tuning,
+            learning_rate=args.stage2_lr,
+            lr_scheduler_type="constant_with_warmup",
             num_train_epochs=args.stage2_epochs,
         ),
         workdir,
         "stage2",
     )
     predict = os.path.join(workdir, "predict")
+    if args.stage2_finetuning == "full":
+        trained = dict(model_name_or_path=stage2, finetuning_type="full")
+    else:
+        trained = dict(model_name_or_path=stage1, adapter_name_or_path=stage2, finetuning_type="lora")
     t3 = run_train(
         dict(
             common,
-            model_name_or_path=stage1,
-            adapter_name_or_path=stage2,
-            finetuning_type="lora",
+            **trained,
             do_predict=True,
             predict_with_generate=True,
             eval_dataset="billiards_qa_test",
@@ -194,6 +218,7 @@ def main() -> int:
     majority = max(labels.count(x) for x in set(labels)) / len(labels)
     result = dict(
         seed=args.seed,
+        stage2_finetuning=args.stage2_finetuning,
         train_videos=args.train,
         test_videos=len(rows),
         accuracy=scores["accuracy"],
