@@ -5,7 +5,7 @@ Peer figures in the same file: chance (a uniform guess among the balls on the ta
 pixel baseline of the same data is ``bench/billiards_pixel_baseline.py``. No assertions.
 
     python bench/hilight_billiards_demo.py [--seeds 0 1 2] [--train 300] [--test 80] [--stage1-epochs 1]
-        [--stage2-epochs 40] [--stage2-lr 1e-3] [--stage2-finetuning full|lora]
+        [--stage2-epochs 40] [--stage2-lr 1e-3] [--stage2-finetuning lora|full]
         [--output bench/results/hilight_billiards_demo.json]
 """
 
@@ -31,7 +31,7 @@ def main() -> int:
     parser.add_argument("--stage1-epochs", type=float, default=1.0)
     parser.add_argument("--stage2-epochs", type=float, default=40.0)
     parser.add_argument("--stage2-lr", type=float, default=1e-3)
-    parser.add_argument("--stage2-finetuning", choices=["full", "lora"], default="full")
+    parser.add_argument("--stage2-finetuning", choices=["full", "lora"], default="lora")
     parser.add_argument("--output", default=os.path.join(HERE, "results", "hilight_billiards_demo.json"))
     args = parser.parse_args()
     runs = []
