@@ -3,6 +3,8 @@ import pytest
 from llamafactory_video.testing.synthetic_videos import make_action_dataset
 from llamafactory_video.testing.tiny_model import build_tiny_model
 
+from .helpers import HILIGHT_NUM_FRAMES
+
 
 @pytest.fixture(scope="session")
 def tiny_qwen25vl(tmp_path_factory) -> str:
@@ -66,3 +68,19 @@ def tiny_llava_next_video(tmp_path_factory) -> str:
     return FAMILY_BUILDERS["llava_next_video"](
         str(tmp_path_factory.mktemp("models") / "tiny-llava-next-video"), vocab_layout="exact"
     )
+
+
+@pytest.fixture(scope="session")
+def tiny_hilight(tmp_path_factory) -> str:
+    r"""One tiny HiLight per session: ``llamafactory-video hilight-build`` (TokenMining ``b``, 2 heads,
+    ``HILIGHT_NUM_FRAMES`` frames) on the tiny towers and Qwen2 LM of ``testing/tiny_hilight.py``."""
+    from llamafactory_video.cli import main
+    from llamafactory_video.testing.tiny_hilight import build_tiny_hilight_inputs
+
+    root = tmp_path_factory.mktemp("models")
+    parts = build_tiny_hilight_inputs(root / "hilight-inputs")
+    model = str(root / "hilight-tiny")
+    argv = ["hilight-build", "--video-tower", parts["video_tower"], "--frame-tower", parts["frame_tower"]]
+    argv += ["--llm", parts["llm"], "--token-mining", "b", "--num-frames", str(HILIGHT_NUM_FRAMES)]
+    assert main([*argv, "--token-mining-heads", "2", "--output", model]) == 0
+    return model

@@ -15,6 +15,9 @@ BIN = os.path.dirname(sys.executable)
 CLI = os.path.join(BIN, "llamafactory-cli")
 
 
+HILIGHT_NUM_FRAMES = 4  # frames (= visual tokens) of the session's tiny HiLight (conftest.tiny_hilight)
+
+
 def offline_env(**extra: str) -> dict[str, str]:
     env = dict(os.environ)
     env.update(
@@ -47,20 +50,21 @@ def run_bounded(
         stdout, stderr = proc.communicate(timeout=timeout)
         returncode = proc.returncode
     except subprocess.TimeoutExpired:
-        _signal_group(proc.pid, signal.SIGABRT)
+        signal_group(proc.pid, signal.SIGABRT)
         try:
             stdout, stderr = proc.communicate(timeout=20)
         except subprocess.TimeoutExpired:
-            _signal_group(proc.pid, signal.SIGKILL)
+            signal_group(proc.pid, signal.SIGKILL)
             stdout, stderr = proc.communicate()
         returncode = 124
         stderr = (stderr or "") + f"\n[run_bounded] {' '.join(cmd[:3])} ran past its {timeout} s timeout: killed\n"
     finally:
-        _signal_group(proc.pid, signal.SIGKILL)
+        signal_group(proc.pid, signal.SIGKILL)
     return subprocess.CompletedProcess(cmd, returncode, stdout or "", stderr or "")
 
 
-def _signal_group(pgid: int, sig: int) -> None:
+def signal_group(pgid: int, sig: int) -> None:
+    r"""Send ``sig`` to process group ``pgid`` (started with ``start_new_session=True``), if anything is left in it."""
     try:
         os.killpg(pgid, sig)
     except (ProcessLookupError, PermissionError):

@@ -9,35 +9,30 @@ import os
 
 import pytest
 
+from .helpers import HILIGHT_NUM_FRAMES as NUM_FRAMES
+
+
 pytestmark = pytest.mark.e2e
 
-NUM_FRAMES = 4
 QUESTION = "Describe this video in one sentence."
 
 
 @pytest.fixture(scope="module")
-def api(tmp_path_factory):
+def api(tiny_hilight, tmp_path_factory):
     from fastapi.testclient import TestClient
     from llamafactory.api.app import create_app
     from llamafactory.chat import ChatModel
 
-    from llamafactory_video.cli import main
     from llamafactory_video.testing.synthetic_videos import make_caption_dataset
-    from llamafactory_video.testing.tiny_hilight import build_tiny_hilight_inputs
 
     root = tmp_path_factory.mktemp("hilight_api")
-    parts = build_tiny_hilight_inputs(root / "inputs")  # the towers and LLM of test_hilight_cli.py
-    model = str(root / "hilight-tiny")
-    argv = ["hilight-build", "--video-tower", parts["video_tower"], "--frame-tower", parts["frame_tower"]]
-    argv += ["--llm", parts["llm"], "--token-mining", "b", "--num-frames", str(NUM_FRAMES)]
-    assert main([*argv, "--token-mining-heads", "2", "--output", model]) == 0
     data = make_caption_dataset(
         str(root / "media"), num_classes=1, train_per_class=1, test_per_class=1, size=32, num_frames=8, formats=["mp4"]
     )
     video = os.path.join(data["output_dir"], "videos", "synth_caption_test_0000.mp4")
     chat_model = ChatModel(
         dict(
-            model_name_or_path=model,
+            model_name_or_path=tiny_hilight,
             template="hilight_qwen",
             max_new_tokens=4,
             do_sample=False,

@@ -10,9 +10,8 @@ import pytest
 import yaml
 from safetensors.torch import load_file
 
-from .helpers import CLI, offline_env, run_cli
+from .helpers import CLI, HILIGHT_NUM_FRAMES as NUM_FRAMES, offline_env, run_cli
 
-NUM_FRAMES = 4
 VIDEO_KEYS = dict(video_fps=4.0, video_maxlen=NUM_FRAMES)
 
 
@@ -21,21 +20,14 @@ def changed(before: dict, after: dict, prefix: str = "") -> set[str]:
 
 
 @pytest.fixture(scope="module")
-def hilight(tmp_path_factory) -> dict:
-    from llamafactory_video.cli import main
+def hilight(tiny_hilight, tmp_path_factory) -> dict:
     from llamafactory_video.testing.synthetic_videos import make_caption_dataset
-    from llamafactory_video.testing.tiny_hilight import build_tiny_hilight_inputs
 
     root = tmp_path_factory.mktemp("hilight")
-    parts = build_tiny_hilight_inputs(root / "inputs")
-    model = str(root / "hilight-tiny")
-    argv = ["hilight-build", "--video-tower", parts["video_tower"], "--frame-tower", parts["frame_tower"]]
-    argv += ["--llm", parts["llm"], "--token-mining", "b", "--num-frames", str(NUM_FRAMES)]
-    assert main([*argv, "--token-mining-heads", "2", "--output", model]) == 0
     data = make_caption_dataset(
         str(root / "data"), num_classes=2, train_per_class=2, test_per_class=1, size=32, num_frames=8, formats=["mp4"]
     )
-    return {"root": str(root), "model": model, "data": data}
+    return {"root": str(root), "model": tiny_hilight, "data": data}
 
 
 def sft_config(hilight: dict, model: str, output_dir: str, **keys) -> dict:

@@ -11,7 +11,7 @@ import time
 import pytest
 import yaml
 
-from .helpers import CLI, action_cls_config, offline_env, read_jsonl, run_cli
+from .helpers import CLI, action_cls_config, offline_env, read_jsonl, run_cli, signal_group
 
 
 pytestmark = pytest.mark.e2e
@@ -70,13 +70,14 @@ def test_two_nodes_on_loopback_train_save_once_and_reload(tiny_qwen25vl, action_
             except subprocess.TimeoutExpired:
                 codes.append(124)
     finally:
-        for proc, log in procs:  # a node left waiting for its peer (or any process it started) must not outlive us
-            for sig in (signal.SIGABRT, signal.SIGKILL):
+        for proc, log in procs:  # a node left waiting for its peer (or anything it started) must not outlive us
+            if proc.poll() is None:
+                signal_group(proc.pid, signal.SIGABRT)  # its Python processes print their stacks into the log
                 try:
-                    os.killpg(proc.pid, sig)
-                except (ProcessLookupError, PermissionError):
+                    proc.wait(timeout=20)
+                except subprocess.TimeoutExpired:
                     pass
-                time.sleep(2 if sig == signal.SIGABRT and proc.poll() is None else 0)
+            signal_group(proc.pid, signal.SIGKILL)
             proc.wait()
             log.close()
     logs = [open(os.path.join(d, "train.log"), encoding="utf-8").read() for d in node_dirs]

@@ -561,6 +561,9 @@ def _close_meteor() -> None:
         _drop_jar()
 
 
+atexit.register(_close_meteor)  # once: the jar a process still holds is stopped at exit (a no-op when none ran)
+
+
 def meteor_available() -> Optional[str]:
     """``None`` when :func:`meteor` can run here, else the reason it cannot (a one-line message)."""
     if shutil.which("java") is None:
@@ -579,7 +582,6 @@ def _meteor_jar() -> "_MeteorJar":
         import pycocoevalcap.meteor.meteor as pycoco_meteor
 
         _METEOR = _MeteorJar(os.path.dirname(os.path.abspath(pycoco_meteor.__file__)))
-        atexit.register(_close_meteor)
     return _METEOR
 
 
